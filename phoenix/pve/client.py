@@ -1,0 +1,282 @@
+"""The one wrapper around proxmoxer that the rest of phoenix uses to talk to PVE.
+
+Why a wrapper: path-based calls (``client.get("/cluster/resources", type="vm")``) are easier to
+log, count and retry than proxmoxer's attribute chains; PVE's errors become one-line
+:class:`PVEApiError`\\ s; tasks are awaited with a short, growing poll interval; and every call
+goes through the single retry policy of :mod:`phoenix.pve.retry`.  The client is shared by the
+threads of an apply, so the connection pool is sized for that and the request counter is locked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from proxmoxer import ProxmoxAPI
+from proxmoxer.core import AuthenticationError, ResourceException
+from proxmoxer.tools import Tasks
+from requests.adapters import HTTPAdapter
+
+from phoenix.errors import PhoenixError
+from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_message
+from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
+
+__all__ = ["PVEClient", "PVEApiError", "PVEConnectionError", "TaskFailed", "TaskTimeout", "join_path"]
+
+_MUTATING = ("POST", "PUT", "DELETE")
+LOG_TAIL_LINES = 10
+
+
+class PVEApiError(PhoenixError):
+    """PVE answered with an error status.  ``message`` is PVE's text, ``errors`` its per-parameter map."""
+
+    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None,
+                 method: str = "", path: str = ""):
+        self.status = status
+        self.message = _one_line(message) or f"HTTP {status}"
+        self.errors = dict(errors or {})
+        self.method = method
+        self.path = path
+        detail = "; ".join(f"{key}: {_one_line(str(value))}" for key, value in sorted(self.errors.items()))
+        text = f"{method} {path}: {self.message} (HTTP {status})"
+        super().__init__(f"{text} [{detail}]" if detail else text)
+
+
+class PVEConnectionError(PhoenixError):
+    """PVE could not be reached (refused, timed out, TLS failure) even after retrying."""
+
+
+class TaskFailed(PhoenixError):
+    """A PVE task ended with an error; ``log_tail`` holds its last log lines for diagnosis."""
+
+    def __init__(self, upid: str, exitstatus: str, log_tail: list[str] | None = None):
+        self.upid = upid
+        self.exitstatus = exitstatus
+        self.log_tail = list(log_tail or [])
+        super().__init__(f"task {_describe_upid(upid)} failed: {_one_line(exitstatus) or 'unknown error'}")
+
+
+class TaskTimeout(TaskFailed):
+    """The task did not stop within the wait's timeout (it may still be running on PVE)."""
+
+
+def join_path(*segments: object) -> str:
+    """Build an API path, percent-encoding each segment (a volid's ``/`` must not split the path)."""
+    return "/" + "/".join(quote(str(seg), safe=":@!=,") for seg in segments)
+
+
+class PVEClient:
+    """Path-based PVE API calls over proxmoxer's https backend; create with :meth:`connect`."""
+
+    def __init__(self, api: ProxmoxAPI, settings: ConnectionSettings, *,
+                 policy: RetryPolicy = DEFAULT_POLICY, pool_size: int = 16):
+        self.api = api
+        self.settings = settings
+        self.policy = policy
+        self._count_lock = threading.Lock()
+        self._count = 0
+        session: requests.Session = api._store["session"]  # proxmoxer exposes no accessor for it
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
+        session.mount("https://", adapter)
+        session.hooks["response"].append(self._on_response)
+        self._session = session
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, settings: ConnectionSettings, *, policy: RetryPolicy | None = None,
+                pool_size: int = 16) -> "PVEClient":
+        """Open a session with token or ticket auth (a ticket login happens here, retried if transient)."""
+        warn_insecure_once(settings)
+        policy = policy or DEFAULT_POLICY
+        common: dict[str, Any] = {"verify_ssl": settings.verify, "timeout": settings.timeout, "service": "PVE"}
+        host = f"{settings.host}:{settings.port}"
+        if settings.uses_token:
+            assert settings.token_secret is not None
+            auth = {"user": settings.token_user, "token_name": settings.token_name,
+                    "token_value": settings.token_secret.get_secret_value()}
+        else:
+            assert settings.password is not None
+            auth = {"user": settings.username, "password": settings.password.get_secret_value()}
+
+        def login() -> ProxmoxAPI:
+            return ProxmoxAPI(host, backend="https", **auth, **common)
+
+        try:
+            api = policy.call(login, retry_if=lambda exc: is_transient_exception(exc, "GET"))
+        except AuthenticationError:
+            raise PhoenixError(f"authentication failed for {settings.username} at {settings.endpoint}") from None
+        except requests.RequestException as exc:
+            raise _connection_error(settings, exc) from None
+        return cls(api, settings, policy=policy, pool_size=pool_size)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "PVEClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests -------------------------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent through the session so far (retries and task polls included)."""
+        with self._count_lock:
+            return self._count
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        with self._count_lock:
+            self._count += 1
+
+    def request(self, method: str, path: str, **params: Any) -> Any:
+        """Send one API call (retried per policy) and return its ``data``.
+
+        Booleans become ``1``/``0`` (PVE rejects ``True``) and ``None`` values are dropped.
+        """
+        method = method.upper()
+        clean = _clean_params(params)
+        resource = self.api(path.strip("/"))
+
+        def once() -> Any:
+            try:
+                if method in ("POST", "PUT"):
+                    return resource._request(method, data=dict(clean))
+                return resource._request(method, params=dict(clean))
+            except ResourceException as exc:
+                raise PVEApiError(exc.status_code, str(exc.content or ""), _errors_dict(exc.errors),
+                                  method, path) from None
+
+        try:
+            return self.policy.call(once, retry_if=lambda exc: is_transient_exception(exc, method))
+        except requests.RequestException as exc:
+            raise _connection_error(self.settings, exc, method, path) from None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, **params)
+
+    def post(self, path: str, **params: Any) -> Any:
+        return self.request("POST", path, **params)
+
+    def put(self, path: str, **params: Any) -> Any:
+        return self.request("PUT", path, **params)
+
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.request("DELETE", path, **params)
+
+    # --- tasks ----------------------------------------------------------------------------------
+
+    def wait_task(self, upid: str, timeout: float = 600, on_progress: Callable[[dict], None] | None = None,
+                  *, first_interval: float = 0.05, max_interval: float = 1.0) -> dict:
+        """Poll the task until it stops; return its final status, or raise :class:`TaskFailed`.
+
+        Not ``proxmoxer.tools.Tasks.blocking_status``: it polls at one fixed interval and sleeps
+        once more after the task stopped, so short tasks would cost a whole interval each and long
+        ones many requests.  Here the interval starts at ``first_interval`` and grows to
+        ``max_interval``.  ``on_progress`` receives every status dict polled.
+        """
+        try:
+            node = Tasks.decode_upid(upid)["node"]
+        except (AssertionError, AttributeError):
+            raise PhoenixError(f"not a PVE task id (UPID): {upid!r}") from None
+        status_path = f"/nodes/{node}/tasks/{upid}/status"
+        deadline = time.monotonic() + timeout
+        interval = first_interval
+        while True:
+            status = self.get(status_path)
+            if on_progress is not None:
+                on_progress(status)
+            if status.get("status") == "stopped":
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TaskTimeout(upid, f"still running after {timeout:g} s", self._log_tail(node, upid))
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.6, max_interval)
+        exitstatus = str(status.get("exitstatus", ""))
+        if exitstatus == "OK" or exitstatus.startswith("WARNINGS"):
+            return status
+        raise TaskFailed(upid, exitstatus, self._log_tail(node, upid))
+
+    def _log_tail(self, node: str, upid: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+        """The last ``lines`` log lines; one call for short logs, two when the log is long."""
+        path = f"/nodes/{node}/tasks/{upid}/log"
+        try:
+            entries = self.get(path, start=0, limit=500) or []
+            numbers = [int(e.get("n", 0)) for e in entries]
+            if len(entries) == 500:
+                entries = self.get(path, start=max(0, max(numbers) - lines), limit=lines + 500) or entries
+        except PhoenixError:
+            return []
+        texts = [str(e.get("t", "")) for e in sorted(entries, key=lambda e: int(e.get("n", 0)))]
+        return texts[-lines:]
+
+    def run_task(self, method: str, path: str, *, task_timeout: float = 600,
+                 on_progress: Callable[[dict], None] | None = None, **params: Any) -> dict:
+        """Request + wait.  A task that failed on a transient cause (a lock timeout inside the
+        worker) is started again per policy; the request itself retries only when it failed."""
+
+        def attempt() -> dict:
+            upid = self.request(method, path, **params)
+            if upid is None:  # e.g. PUT /config or POST with background_delay: done synchronously
+                return {"status": "stopped", "exitstatus": "OK", "upid": None}
+            if not isinstance(upid, str) or not upid.startswith("UPID:"):
+                raise PhoenixError(f"{method.upper()} {path} did not start a task (answered {upid!r})")
+            return self.wait_task(upid, task_timeout, on_progress)
+
+        def task_is_transient(exc: BaseException) -> bool:
+            return (isinstance(exc, TaskFailed) and not isinstance(exc, TaskTimeout)
+                    and is_transient_message(exc.exitstatus))
+
+        return self.policy.call(attempt, retry_if=task_is_transient)
+
+
+def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = 1 if value else 0
+        clean[key] = value
+    return clean
+
+
+def _errors_dict(errors: Any) -> dict[str, str]:
+    if isinstance(errors, dict) and all(isinstance(v, str) for v in errors.values()):
+        return {str(k): v for k, v in errors.items()}
+    return {}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _describe_upid(upid: str) -> str:
+    try:
+        info = Tasks.decode_upid(upid)
+    except AssertionError:
+        return upid
+    target = f" {info['id']}" if info["id"] else ""
+    return f"{info['type']}{target} on {info['node']}"
+
+
+def _connection_error(settings: ConnectionSettings, exc: requests.RequestException,
+                      method: str = "", path: str = "") -> PVEConnectionError:
+    where = f"{method} {path} at {settings.endpoint}" if method else settings.endpoint
+    if isinstance(exc, requests.exceptions.SSLError):
+        return PVEConnectionError(f"TLS verification failed for {settings.endpoint}: set PROXMOX_VE_CA_FILE "
+                                  "to the CA that signed PVE's certificate")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return PVEConnectionError(f"{where}: timed out after {settings.timeout:g} s")
+    reason = type(exc).__name__
+    root = exc.__context__ or (exc.args[0] if exc.args else None)
+    if root is not None and not isinstance(root, str):
+        reason = f"{reason} ({type(root).__name__})"
+    return PVEConnectionError(f"cannot reach {where}: {reason}")

@@ -1,0 +1,112 @@
+"""Facts about what exists on PVE, read in as few API calls as possible.
+
+One ``GET /cluster/resources`` lists every guest, node and storage of the cluster; then only the
+configs of the VMs the caller asked about are read, in parallel.  A plan over N managed VMs
+therefore costs N + 1 requests here, never N × k.  The resources call is not filtered by
+``type=vm`` because the unfiltered answer also names the nodes (and storages), which saves a
+``GET /nodes``; the VM entries are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from phoenix.pve.client import PVEApiError, PVEClient
+
+__all__ = ["VMFacts", "Inventory", "read_inventory"]
+
+
+@dataclass(frozen=True)
+class VMFacts:
+    """One QEMU VM as PVE reports it now (``config`` is ``GET /config`` with pending values merged)."""
+
+    vmid: int
+    node: str
+    name: str
+    status: str
+    template: bool
+    lock: str | None
+    config: dict[str, Any]
+
+    @property
+    def digest(self) -> str | None:
+        """SHA-1 of the config file; pass it back on writes to detect concurrent edits."""
+        return self.config.get("digest")
+
+
+@dataclass
+class Inventory:
+    """What :func:`read_inventory` found.
+
+    ``vms`` holds the requested VMs that exist (with configs); ``guests`` maps every VMID in the
+    cluster (VMs and containers, requested or not) to ``(type, node)`` so a VMID clash is visible.
+    """
+
+    vms: dict[int, VMFacts] = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)
+    storages: dict[str, list[str]] = field(default_factory=dict)  # node -> storage ids
+    guests: dict[int, tuple[str, str]] = field(default_factory=dict)
+    request_count: int = 0
+
+    def node_of(self, vmid: int) -> str | None:
+        guest = self.guests.get(vmid)
+        return guest[1] if guest else None
+
+
+def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_workers: int = 16) -> Inventory:
+    """Read the cluster's resources once, then the configs of ``vmids`` (all VMs when ``None``)."""
+    before = client.request_count
+    resources = client.get("/cluster/resources") or []
+    inventory = Inventory()
+    entries: dict[int, dict[str, Any]] = {}
+    for item in resources:
+        kind = item.get("type")
+        if kind == "node":
+            name = item.get("node") or str(item.get("id", "")).removeprefix("node/")
+            if name and name not in inventory.nodes:
+                inventory.nodes.append(name)
+        elif kind == "storage":
+            inventory.storages.setdefault(item.get("node", ""), []).append(item.get("storage", ""))
+        elif kind in ("qemu", "lxc") and item.get("vmid") is not None:
+            vmid = int(item["vmid"])
+            inventory.guests[vmid] = (kind, item.get("node", ""))
+            if kind == "qemu":
+                entries[vmid] = item
+    for node in sorted({node for _, node in inventory.guests.values()} - set(inventory.nodes)):
+        inventory.nodes.append(node)  # a PVE that lists no node entries still names the VMs' nodes
+
+    wanted = sorted(entries) if vmids is None else sorted({int(v) for v in vmids} & entries.keys())
+    if wanted:
+        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
+            results = pool.map(lambda vmid: _read_vm(client, entries[vmid]), wanted)
+            for facts in results:
+                if facts is not None:
+                    inventory.vms[facts.vmid] = facts
+    inventory.request_count = client.request_count - before
+    return inventory
+
+
+def _read_vm(client: PVEClient, entry: dict[str, Any]) -> VMFacts | None:
+    """Config of one listed VM; ``None`` if it vanished between the listing and this read."""
+    vmid = int(entry["vmid"])
+    node = str(entry.get("node", ""))
+    try:
+        config = client.get(f"/nodes/{node}/qemu/{vmid}/config") or {}
+    except PVEApiError as exc:
+        if "does not exist" in exc.message:
+            return None
+        raise
+    template = bool(int(config.get("template", entry.get("template", 0)) or 0))
+    lock = config.get("lock") or entry.get("lock") or None
+    return VMFacts(
+        vmid=vmid,
+        node=node,
+        name=str(config.get("name") or entry.get("name") or f"VM {vmid}"),
+        status=str(entry.get("status", "unknown")),
+        template=template,
+        lock=lock,
+        config=dict(config),
+    )

@@ -1,0 +1,127 @@
+"""What phoenix remembers about what it applied: plain, JSON-serialisable, never secret.
+
+The state records, per VMID, the declared attributes as they were applied and which idempotent
+steps completed, so a re-run after a crash resumes instead of repeating.  Secrets (password
+hashes, API tokens, rendered user-data) are stored only as :func:`fingerprint`\\ s: enough to
+notice that they changed, useless to recover them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, field_validator
+
+__all__ = ["FORMAT_VERSION", "State", "ResourceState", "fingerprint", "utc_now", "SECRET_ATTRIBUTE_NAMES"]
+
+FORMAT_VERSION = 1
+
+# Attribute names that can only hold secrets; the state refuses them (store a fingerprint instead).
+SECRET_ATTRIBUTE_NAMES = frozenset({
+    "password", "password_hash", "cipassword", "api_token", "token", "token_secret", "secret",
+})
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def fingerprint(secret: str, lineage: str) -> str:
+    """HMAC-SHA256 of ``secret`` keyed by the state's lineage: comparable within one state, not
+    across states (so equal passwords in two states do not look equal), and not reversible."""
+    digest = hmac.new(lineage.encode("utf-8"), secret.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"hmac-sha256:{digest}"
+
+
+def _reject_secrets(value: Any, path: str) -> None:
+    """Raise if a secret-typed value or a secret-named key hides anywhere in ``value``."""
+    if isinstance(value, (SecretStr, SecretBytes)):
+        raise ValueError(f"{path} is a secret; store fingerprint(...) in 'fingerprints' instead")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).lower() in SECRET_ATTRIBUTE_NAMES and item not in (None, ""):
+                raise ValueError(f"{path}.{key} looks like a secret; store fingerprint(...) in 'fingerprints' instead")
+            _reject_secrets(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _reject_secrets(item, f"{path}[{index}]")
+
+
+class ResourceState(BaseModel):
+    """One template or VM phoenix manages."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    kind: Literal["template", "vm"]
+    vmid: int
+    name: str
+    node: str
+    template_vmid: int | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    fingerprints: dict[str, str] = Field(default_factory=dict)
+    steps_done: list[str] = Field(default_factory=list)
+    updated_at: str = Field(default_factory=utc_now)
+
+    @field_validator("attributes")
+    @classmethod
+    def _no_secret_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _reject_secrets(value, "attributes")
+        return value
+
+    @field_validator("fingerprints")
+    @classmethod
+    def _only_fingerprints(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not item.startswith("hmac-sha256:"):
+                raise ValueError(f"fingerprints.{key} is not a fingerprint (use phoenix.state.fingerprint)")
+        return value
+
+    def mark_done(self, step: str) -> None:
+        """Record that an idempotent step completed (kept once, in order)."""
+        if step not in self.steps_done:
+            self.steps_done.append(step)
+        self.updated_at = utc_now()
+
+
+class State(BaseModel):
+    """The whole state file.  ``lineage`` identifies one state's history; ``serial`` counts writes."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
+
+    format_version: int = FORMAT_VERSION
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    serial: int = 0
+    resources: dict[str, ResourceState] = Field(default_factory=dict)
+
+    @field_validator("resources")
+    @classmethod
+    def _keys_are_vmids(cls, value: dict[str, ResourceState]) -> dict[str, ResourceState]:
+        for key, resource in value.items():
+            if key != str(resource.vmid):
+                raise ValueError(f"resources.{key} holds vmid {resource.vmid}; keys must be the vmid")
+        return value
+
+    def get(self, vmid: int) -> ResourceState | None:
+        return self.resources.get(str(vmid))
+
+    def put(self, resource: ResourceState) -> None:
+        """Add or replace the record of ``resource.vmid`` (re-validated: no secrets slip in)."""
+        resource = ResourceState.model_validate(resource.model_dump())
+        self.resources = {**self.resources, str(resource.vmid): resource}
+
+    def remove(self, vmid: int) -> ResourceState | None:
+        resources = dict(self.resources)
+        removed = resources.pop(str(vmid), None)
+        self.resources = resources
+        return removed
+
+    def fingerprint(self, secret: str) -> str:
+        """:func:`fingerprint` keyed by this state's lineage."""
+        return fingerprint(secret, self.lineage)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"

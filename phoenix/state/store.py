@@ -1,0 +1,155 @@
+"""Reading and writing the state file so that a crash at any moment leaves a usable state.
+
+A write goes to a temporary file in the same directory, is fsynced, and renamed over the state
+(rename is atomic); the previous state is first hard-linked to ``<path>.backup``, so the state
+file itself never goes missing.  Files are created 0600: the state names hosts and users.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from phoenix.errors import PhoenixError
+from phoenix.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
+from phoenix.state.model import FORMAT_VERSION, State
+
+__all__ = ["StateStore"]
+
+log = logging.getLogger(__name__)
+
+
+class StateStore:
+    """The state file at ``path`` with its ``.backup`` and ``.lock`` siblings."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.backup_path = self.path.with_name(self.path.name + ".backup")
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def read(self) -> State:
+        """The stored state; a missing file is an empty state with a new lineage."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return State()
+        except OSError as exc:
+            raise PhoenixError(f"cannot read state {self.path}: {exc.strerror}") from None
+        return self._parse(text, self.path)
+
+    def _parse(self, text: str, where: Path) -> State:
+        try:
+            state = State.model_validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(part) for part in first.get("loc", ())) or "(top level)"
+            hint = f"; the previous state is in {self.backup_path}" if self.backup_path.exists() else ""
+            raise PhoenixError(f"state {where} is invalid at {loc}: {first.get('msg')}{hint}") from None
+        if state.format_version > FORMAT_VERSION:
+            raise PhoenixError(f"state {where} has format_version {state.format_version}; this phoenix "
+                               f"understands up to {FORMAT_VERSION} (upgrade phoenix)")
+        return state
+
+    def write(self, state: State) -> State:
+        """Persist ``state`` with ``serial`` + 1 (updated in place and returned).
+
+        Refuses to overwrite a state of another lineage or a newer serial: that means a
+        different state file, or a concurrent writer that bypassed the lock.
+        """
+        try:
+            checked = State.model_validate(state.model_dump())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(part) for part in first.get("loc", ()))
+            raise PhoenixError(f"refusing to write state: {loc}: {first.get('msg')}") from None
+        current = self._read_existing()
+        if current is not None:
+            if current.lineage != state.lineage:
+                raise PhoenixError(f"state {self.path} belongs to lineage {current.lineage}, not {state.lineage}; "
+                                   "refusing to overwrite a different state")
+            if current.serial > state.serial:
+                raise PhoenixError(f"state {self.path} was written meanwhile (serial {current.serial} > "
+                                   f"{state.serial}); re-read it and plan again")
+        checked.serial = state.serial + 1
+        payload = checked.to_json().encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if current is not None:
+            self._keep_backup()
+        self._atomic_write(payload)
+        state.serial = checked.serial
+        return state
+
+    def _read_existing(self) -> State | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return self._parse(text, self.path)
+
+    def _keep_backup(self) -> None:
+        """Point ``.backup`` at the current state's inode (atomic: link to a temp name, rename)."""
+        tmp = self.path.with_name(f".{self.path.name}.backup.{os.getpid()}.tmp")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(self.path, tmp)
+        except OSError:  # file systems without hard links: copy instead
+            data = self.path.read_bytes()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, self.backup_path)
+
+    def _atomic_write(self, payload: bytes) -> None:
+        fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, self.path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+
+    @contextmanager
+    def lock(self, operation: str) -> Iterator[LockInfo]:
+        """Hold the state lock for ``operation``; fails at once, naming the holder, if held."""
+        state_lock = StateLock(self.lock_path, operation)
+        info = state_lock.acquire()
+        if state_lock.stale is not None:
+            log.warning("took over a stale state lock left by %s", state_lock.stale.describe())
+        try:
+            yield info
+        finally:
+            state_lock.release()
+
+    def lock_holder(self) -> LockInfo | None:
+        """The note of the current (or stale) lock, for status output."""
+        return read_lock_info(self.lock_path)
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove a lock whose holder hangs; ``lock_id`` must match the holder's id."""
+        return force_unlock(self.lock_path, lock_id)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
