@@ -1,0 +1,148 @@
+"""Cloud-init documents and PVE cloud-init options for one VM.
+
+Every document is built as Python data and dumped with ``yaml.safe_dump``: no YAML is ever put
+together from strings (the original tool broke its YAML that way as soon as two features were on).
+Feature scripts travel inside user-data as ``write_files`` entries and run from ``runcmd``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+
+from phoenix.desired.features import available_features, render_feature
+from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, VMSpec
+from phoenix.pve import propstr
+
+FEATURE_DIR = "/var/lib/phoenix/features"
+LOG_DIR = "/var/log/phoenix"
+SUDO_RULE = "ALL=(ALL) NOPASSWD:ALL"
+USER_GROUPS = ["adm", "sudo"]
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper that prints multi-line strings (feature scripts) as readable ``|`` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _dump(document: Any) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1 << 16)
+
+
+def feature_scripts(vm: VMSpec, cfg: DesiredConfig) -> list[tuple[str, str]]:
+    """``[(name, script)]`` in the VM's declared order (duplicates removed)."""
+    available = available_features(cfg.base_dir)
+    return [(name, render_feature(name, available[name], vm)) for name in dict.fromkeys(vm.features)]
+
+
+def build_user_data(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> str:
+    """The ``#cloud-config`` user-data: host name, the user, the guest agent, then the features.
+
+    ``agent_baked``: the template image already has qemu-guest-agent, so it is only started;
+    otherwise it is installed through ``packages`` and enabled and started first in ``runcmd``.
+    SSH password logins are allowed only when the user has a password hash and no SSH key.
+    """
+    user: dict[str, Any] = {"name": vm.user.username}
+    if vm.user.password_hash is not None:
+        user["passwd"] = vm.user.password_hash.get_secret_value()
+        user["lock_passwd"] = False
+    else:
+        user["lock_passwd"] = True
+    if vm.user.ssh_public_keys:
+        user["ssh_authorized_keys"] = list(vm.user.ssh_public_keys)
+    user.update({"sudo": SUDO_RULE, "shell": "/bin/bash", "groups": list(USER_GROUPS)})
+
+    document: dict[str, Any] = {
+        "hostname": vm.hostname,
+        "fqdn": vm.fqdn,
+        "manage_etc_hosts": True,
+        "preserve_hostname": False,
+        "users": [user],
+        "ssh_pwauth": vm.user.password_hash is not None and not vm.user.ssh_public_keys,
+        "package_update": True,
+        "package_upgrade": bool(cfg.defaults.package_upgrade),
+    }
+    runcmd: list[list[str]] = []
+    if agent_baked:
+        runcmd.append(["systemctl", "start", AGENT_PACKAGE])
+    else:
+        document["packages"] = [AGENT_PACKAGE]
+        runcmd.append(["systemctl", "enable", "--now", AGENT_PACKAGE])
+    scripts = feature_scripts(vm, cfg)
+    if scripts:
+        document["write_files"] = [
+            {"path": f"{FEATURE_DIR}/{name}.sh", "permissions": "0755", "owner": "root:root", "content": script}
+            for name, script in scripts
+        ]
+        runcmd.append(["mkdir", "-p", LOG_DIR])
+        for name, _ in scripts:
+            runcmd.append(["sh", "-c", f"{FEATURE_DIR}/{name}.sh >>{LOG_DIR}/feature-{name}.log 2>&1"])
+    document["runcmd"] = runcmd
+    return "#cloud-config\n" + _dump(document)
+
+
+def build_network_config(vm: VMSpec) -> str:
+    """Network config version 2 for a NoCloud seed.
+
+    The MAC is unknown before the clone, so the first NIC is matched by name (``e*``: ens18, eth0).
+    The default route is written as ``0.0.0.0/0``, which every cloud-init version parses.
+    """
+    net = vm.network
+    nic: dict[str, Any] = {"match": {"name": "e*"}}
+    if net.is_dhcp:
+        nic["dhcp4"] = True
+    else:
+        nic["dhcp4"] = False
+        nic["addresses"] = [net.ip]
+        if net.gw:
+            nic["routes"] = [{"to": "0.0.0.0/0", "via": net.gw}]
+    nameservers: dict[str, Any] = {}
+    if net.nameservers:
+        nameservers["addresses"] = list(net.nameservers)
+    if net.searchdomain:
+        nameservers["search"] = [net.searchdomain]
+    if nameservers:
+        nic["nameservers"] = nameservers
+    return _dump({"version": 2, "ethernets": {"primary": nic}})
+
+
+def build_meta_data(vm: VMSpec) -> str:
+    """NoCloud meta-data.  The instance-id changes when the VM's cloud-init inputs change, so a
+    re-provisioned guest runs its per-instance modules again (as PVE's own sha1 instance-id does)."""
+    digest = hashlib.sha256(json.dumps(_identity(vm), sort_keys=True).encode()).hexdigest()[:16]
+    return _dump({"instance-id": f"phoenix-{vm.vmid}-{digest}", "local-hostname": vm.hostname})
+
+
+def _identity(vm: VMSpec) -> dict[str, Any]:
+    secret = vm.user.password_hash.get_secret_value() if vm.user.password_hash else ""
+    return {
+        "name": vm.name, "network": vm.network.model_dump(), "features": vm.features,
+        "user": vm.user.username, "keys": vm.user.ssh_public_keys,
+        "password": hashlib.sha256(secret.encode()).hexdigest(),
+    }
+
+
+def pve_cloudinit_options(vm: VMSpec) -> dict[str, str]:
+    """The VM's PVE cloud-init options; keys without a value are left out (never sent empty)."""
+    net = vm.network
+    options: dict[str, str] = {"ciuser": vm.user.username}
+    if vm.user.ssh_public_keys:
+        options["sshkeys"] = propstr.encode_sshkeys(vm.user.ssh_public_keys)
+    ipconfig = {"ip": "dhcp"} if net.is_dhcp else {"ip": net.ip, "gw": net.gw}
+    options["ipconfig0"] = propstr.format_ipconfig(ipconfig)
+    if net.nameservers:
+        options["nameserver"] = " ".join(net.nameservers)
+    if net.searchdomain:
+        options["searchdomain"] = net.searchdomain
+    return options

@@ -1,0 +1,196 @@
+"""The native desired-state form as pydantic models: parsing, per-field checks and the JSON Schema.
+
+Every model forbids unknown keys and is strict (``"4"`` is not a number), so a typo is an error
+with a "did you mean" hint instead of a silently ignored setting.  Checks that span documents
+(unique VM IDs, template references, features) live in ``phoenix.desired.crosscheck``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from phoenix.desired import validators as v
+
+
+def _secret(check):
+    """Run ``check`` on the secret's value without ever exposing it in a repr."""
+
+    def run(secret: SecretStr) -> SecretStr:
+        check(secret.get_secret_value())
+        return secret
+
+    return run
+
+
+VMID = Annotated[int, AfterValidator(v.check_vmid)]
+Hostname = Annotated[str, AfterValidator(v.check_hostname)]
+Username = Annotated[str, AfterValidator(v.check_username)]
+PasswordHash = Annotated[SecretStr, AfterValidator(_secret(v.check_password_hash))]
+SSHKey = Annotated[str, AfterValidator(v.check_ssh_public_key)]
+CidrOrDhcp = Annotated[str, AfterValidator(v.check_cidr_or_dhcp)]
+IPv4 = Annotated[str, AfterValidator(v.check_ipv4)]
+IPAddr = Annotated[str, AfterValidator(v.check_ip)]
+FeatureName = Annotated[str, AfterValidator(v.check_feature_name)]
+Tag = Annotated[str, AfterValidator(v.check_tag)]
+StorageId = Annotated[str, AfterValidator(v.check_storage_id)]
+Bridge = Annotated[str, AfterValidator(v.check_bridge)]
+NodeName = Annotated[str, AfterValidator(v.check_node)]
+Url = Annotated[str, AfterValidator(v.check_url)]
+FileName = Annotated[str, AfterValidator(v.check_filename)]
+PackageName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.\-]*(=[A-Za-z0-9.+~:\-]+)?$")]
+Cores = Annotated[int, Field(ge=1, le=512)]
+MemoryMB = Annotated[int, Field(ge=64, le=8_388_608)]
+DiskGB = Annotated[int, Field(ge=1, le=131_072)]
+Algorithm = Literal["sha256", "sha512", "sha384", "sha224", "sha1", "md5"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class SftpSettings(_Model):
+    """How the ``sftp`` snippets backend reaches the node (host defaults to the node's name)."""
+
+    host: Optional[Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\-\[\]]+$")]] = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    username: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")] = "root"
+    key_file: Optional[Annotated[str, Field(min_length=1)]] = None
+    known_hosts: Optional[Annotated[str, Field(min_length=1)]] = None
+
+
+class VMDefaults(_Model):
+    """Values every VM (and template) inherits unless it sets its own."""
+
+    cores: Cores = 2
+    memory_mb: MemoryMB = 2048
+    disk_size_gb: DiskGB = 20
+    storage_pool: StorageId = "local-lvm"
+    network_bridge: Bridge = "vmbr0"
+    node: Optional[NodeName] = None
+    snippets_storage: StorageId = "local"
+    snippets_backend: Literal["local", "sftp", "iso"] = "local"
+    sftp: SftpSettings = SftpSettings()
+    nameservers: list[IPAddr] = []
+    searchdomain: Optional[Hostname] = None
+    full_clone: bool = True
+    package_upgrade: bool = False
+
+
+class ImageSpec(_Model):
+    """Where a template's cloud image comes from and how its download is verified."""
+
+    url: Url
+    checksum_algorithm: Algorithm = "sha256"
+    checksum: Optional[str] = None
+    checksum_url: Optional[Url] = None
+    filename: Optional[FileName] = None
+    delivery: Literal["local", "pve"] = "local"
+
+    @field_validator("checksum")
+    @classmethod
+    def _checksum_matches_algorithm(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is None:
+            return value
+        return v.check_hex_checksum(value, info.data.get("checksum_algorithm", "sha256"))
+
+    @model_validator(mode="after")
+    def _one_checksum_source(self) -> "ImageSpec":
+        if (self.checksum is None) == (self.checksum_url is None):
+            raise ValueError("give exactly one of checksum or checksum_url (phoenix verifies every image)")
+        return self
+
+    @property
+    def file_name(self) -> str:
+        """The file name to store the image under: ``filename`` or the URL's last segment."""
+        return self.filename or self.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+
+class CustomizeSpec(_Model):
+    """What phoenix bakes into the image before it becomes a template (``delivery: local`` only)."""
+
+    packages: list[PackageName] = []
+    run_commands: list[Annotated[str, Field(min_length=1)]] = []
+
+
+class TemplateIn(_Model):
+    vmid: VMID
+    name: Hostname
+    image: ImageSpec
+    customize: Optional[CustomizeSpec] = None
+    node: Optional[NodeName] = None
+    storage_pool: Optional[StorageId] = None
+    network_bridge: Optional[Bridge] = None
+    cores: Optional[Cores] = None
+    memory_mb: Optional[MemoryMB] = None
+
+    @model_validator(mode="after")
+    def _customize_needs_local_delivery(self) -> "TemplateIn":
+        if self.customize is not None and self.image.delivery == "pve":
+            raise ValueError("customize needs image.delivery 'local' (PVE's download-url cannot customise)")
+        return self
+
+
+class NetworkIn(_Model):
+    ip: CidrOrDhcp = "dhcp"
+    gw: Optional[IPv4] = None
+    nameservers: Optional[list[IPAddr]] = None
+    searchdomain: Optional[Hostname] = None
+
+    @field_validator("gw")
+    @classmethod
+    def _gateway_in_subnet(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        ip = info.data.get("ip")
+        if value is None or ip is None:
+            return value
+        if ip == "dhcp":
+            raise ValueError("a gateway only applies to a static ip; with 'dhcp' the DHCP server sets it")
+        v.check_gateway_in_subnet(ip, value)
+        return value
+
+
+class UserIn(_Model):
+    username: Username
+    password_hash: Optional[PasswordHash] = None
+    ssh_public_key: Optional[SSHKey] = None
+    ssh_public_keys: list[SSHKey] = []
+
+
+class VMIn(_Model):
+    vmid: VMID
+    name: Hostname
+    clone_from_vmid: VMID
+    node: Optional[NodeName] = None
+    cores: Optional[Cores] = None
+    memory_mb: Optional[MemoryMB] = None
+    disk_size_gb: Optional[DiskGB] = None
+    storage_pool: Optional[StorageId] = None
+    network_bridge: Optional[Bridge] = None
+    full_clone: Optional[bool] = None
+    network_config: NetworkIn = NetworkIn()
+    user_config: UserIn
+    features: list[FeatureName] = []
+    start: bool = True
+    tags: list[Tag] = []
+
+
+class DesiredIn(_Model):
+    """The whole native file."""
+
+    schema_ref: Optional[str] = Field(default=None, alias="$schema")
+    vm_defaults: VMDefaults = VMDefaults()
+    templates: list[TemplateIn] = []
+    vms: list[VMIn] = []
+
+
+DEFAULTS_FIELDS = frozenset(VMDefaults.model_fields)
+VM_FIELDS = frozenset(VMIn.model_fields)
+
+
+def json_schema() -> dict:
+    """The JSON Schema of the native form, for editors (``phoenix schema``)."""
+    schema = DesiredIn.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "phoenix desired state"
+    return schema

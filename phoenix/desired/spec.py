@@ -1,0 +1,130 @@
+"""The resolved desired state the rest of phoenix consumes: defaults merged, templates linked.
+
+These are what ``load_desired`` returns.  They are frozen pydantic models so that the password
+hash stays a ``SecretStr`` (masked in every repr/str) all the way to the one place that needs it,
+the cloud-init user-data.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from phoenix.desired.models import CustomizeSpec, ImageSpec, VMDefaults
+from phoenix.desired.problems import Problem
+
+AGENT_PACKAGE = "qemu-guest-agent"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TemplateSpec(_Spec):
+    """A cloud-image template; ``node`` None means the cluster's first node."""
+
+    vmid: int
+    name: str
+    node: Optional[str]
+    storage_pool: str
+    network_bridge: str
+    cores: int
+    memory_mb: int
+    image: ImageSpec
+    customize: CustomizeSpec
+
+    @property
+    def agent_baked(self) -> bool:
+        """The guest agent is in the image whenever phoenix customises it (``delivery: local``)."""
+        return self.image.delivery == "local"
+
+
+class NetworkSpec(_Spec):
+    """``ip`` is ``"dhcp"`` or a CIDR; nameservers/searchdomain already fall back to vm_defaults."""
+
+    ip: str
+    gw: Optional[str]
+    nameservers: list[str]
+    searchdomain: Optional[str]
+
+    @property
+    def is_dhcp(self) -> bool:
+        return self.ip == "dhcp"
+
+    @property
+    def address(self) -> Optional[str]:
+        """The bare IPv4 address (no prefix), or None with DHCP."""
+        return None if self.is_dhcp else str(ipaddress.IPv4Interface(self.ip).ip)
+
+
+class UserSpec(_Spec):
+    username: str
+    password_hash: Optional[SecretStr]
+    ssh_public_keys: list[str]
+
+
+class VMSpec(_Spec):
+    """A VM cloned from a template; ``node`` None means the template's node."""
+
+    vmid: int
+    name: str
+    clone_from_vmid: int
+    node: Optional[str]
+    cores: int
+    memory_mb: int
+    disk_size_gb: int
+    storage_pool: str
+    network_bridge: str
+    full_clone: bool
+    snippets_storage: str
+    start: bool
+    tags: list[str]
+    features: list[str]
+    network: NetworkSpec
+    user: UserSpec
+
+    @property
+    def fqdn(self) -> str:
+        """The name if it is dotted, else name.searchdomain, else the name (as PVE does)."""
+        if "." in self.name or not self.network.searchdomain:
+            return self.name
+        return f"{self.name}.{self.network.searchdomain}"
+
+    @property
+    def hostname(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass
+class DesiredConfig:
+    """Everything in one desired-state file, resolved.  ``base_dir`` holds ``features/``."""
+
+    defaults: VMDefaults
+    templates: list[TemplateSpec]
+    vms: list[VMSpec]
+    base_dir: Path
+    source: Optional[Path] = None
+    format: Literal["native", "legacy"] = "native"
+    warnings: list[Problem] = field(default_factory=list)
+
+    def template(self, vmid: int) -> Optional[TemplateSpec]:
+        return next((t for t in self.templates if t.vmid == vmid), None)
+
+    def vm(self, vmid: int) -> Optional[VMSpec]:
+        return next((v for v in self.vms if v.vmid == vmid), None)
+
+    def template_for(self, vm: VMSpec) -> Optional[TemplateSpec]:
+        """The declared template ``vm`` clones, or None when it only exists in the cluster."""
+        return self.template(vm.clone_from_vmid)
+
+    def agent_baked_for(self, vm: VMSpec) -> bool:
+        """Whether ``vm``'s image already has the guest agent (unknown cluster templates: assume not)."""
+        template = self.template_for(vm)
+        return template.agent_baked if template else False
+
+    def features_dir(self) -> Path:
+        return self.base_dir / "features"
