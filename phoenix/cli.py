@@ -22,16 +22,91 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(template_app, name="template")
 
 DEFAULT_CONFIG = Path("desired/phoenix_vm_configs.json")
+DEFAULT_STATE = Path("state/phoenix.state.json")
+VMIDS_HELP = "Limit to these VMIDs (repeatable)."
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Desired-state file."),
+    state: Path = typer.Option(DEFAULT_STATE, "--state", help="State file (what phoenix applied)."),
+    sim: bool = typer.Option(False, "--sim", help="Use the embedded simulator (its cluster lives in state/sim/)."),
+) -> None:
+    """Declarative Proxmox VE virtual machines from cloud-image templates."""
+    from phoenix.workflow import GlobalOptions
+
+    ctx.obj = GlobalOptions(config=config, state=state, sim=sim)
 
 
 @app.command()
-def validate(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Desired-state file."),
-) -> None:
+def validate(ctx: typer.Context) -> None:
     """Check the desired-state file; print every problem, or a one-line summary."""
     from phoenix.desired.commands import validate_command
 
-    raise typer.Exit(validate_command(config))
+    raise typer.Exit(validate_command(ctx.obj.config))
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    target: list[int] = typer.Option([], "--target", help=VMIDS_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Save the plan for 'phoenix apply FILE'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the machine-readable plan."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="Exit 0 when converged, 2 when changes are pending, 1 on error."),
+    allow_reboot: bool = typer.Option(False, "--allow-reboot", help="Plan changes that need a reboot."),
+    replace: list[int] = typer.Option([], "--replace", help="Allow replacing this VMID (repeatable)."),
+) -> None:
+    """Show what apply would change, and what changed outside phoenix."""
+    from phoenix.workflow import plan_command
+
+    raise typer.Exit(plan_command(ctx.obj, target, out, as_json, detailed_exitcode, allow_reboot, replace))
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    plan_file: Optional[Path] = typer.Argument(None, help="A plan saved with 'phoenix plan --out'."),
+    target: list[int] = typer.Option([], "--target", help=VMIDS_HELP),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for 'yes'."),
+    parallelism: int = typer.Option(4, "--parallelism", min=1, max=64, help="VM chains run at once."),
+    allow_reboot: bool = typer.Option(False, "--allow-reboot", help="Reboot running VMs for changes that need it."),
+    replace: list[int] = typer.Option([], "--replace", help="Allow replacing this VMID (repeatable)."),
+) -> None:
+    """Make PVE match the desired-state file."""
+    from phoenix.workflow import apply_command
+
+    raise typer.Exit(apply_command(ctx.obj, plan_file, target, auto_approve, parallelism, allow_reboot, replace))
+
+
+@app.command()
+def destroy(
+    ctx: typer.Context,
+    vmids: list[int] = typer.Argument(..., help="VMIDs to destroy."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for 'yes'."),
+    force: bool = typer.Option(False, "--force", help="Also destroy VMs phoenix does not manage."),
+) -> None:
+    """Stop and delete VMs (disks purged, snippet removed) and drop them from the state."""
+    from phoenix.workflow import destroy_command
+
+    raise typer.Exit(destroy_command(ctx.obj, vmids, auto_approve, force))
+
+
+@app.command("import")
+def import_vm(ctx: typer.Context, vmid: int = typer.Argument(..., help="VMID of an existing VM.")) -> None:
+    """Adopt an existing VM into the state without replacing it."""
+    from phoenix.workflow import import_command
+
+    raise typer.Exit(import_command(ctx.obj, vmid))
+
+
+@app.command("force-unlock")
+def force_unlock(ctx: typer.Context, lock_id: str = typer.Argument(..., help="The lock ID an error named.")) -> None:
+    """Release a state lock left by a crashed phoenix."""
+    from phoenix.workflow import force_unlock_command
+
+    raise typer.Exit(force_unlock_command(ctx.obj, lock_id))
 
 
 @app.command()

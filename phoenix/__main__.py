@@ -1,0 +1,4 @@
+"""``python -m phoenix`` runs the CLI."""
+from phoenix.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""The apply journal: every completed step is written to the state file at once.
+
+So an interrupted apply leaves a true record: the next plan compares the file with what PVE
+really has and shows only what remains.  A record is created *before* a VM is cloned, so a
+crash between PVE creating the VM and phoenix noting it can never leave an unmanaged VM behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from phoenix.state.model import ResourceState
+
+
+class Journal:
+    """Thread-safe recorder of step results into one State, persisted through a StateStore."""
+
+    def __init__(self, store: Any, state: Any):
+        self.store = store
+        self.state = state
+        self._lock = threading.Lock()
+
+    def begin(self, vmid: int, kind: str, name: str, node: str, template_vmid: int | None = None) -> None:
+        """Make sure a record exists before the first change to PVE (no-op if it does)."""
+        with self._lock:
+            record = self.state.get(vmid)
+            if record is None:
+                record = ResourceState(kind=kind, vmid=vmid, name=name, node=node, template_vmid=template_vmid)
+            else:
+                record = record.model_copy(update={"steps_done": []})
+            self.state.put(record)
+            self._save()
+
+    def step_done(self, vmid: int, step: str, attributes: dict[str, Any] | None = None,
+                  fingerprints: dict[str, str] | None = None, **fields: Any) -> None:
+        """Record one completed step and the attributes it made true."""
+        with self._lock:
+            record = self.state.get(vmid)
+            if record is None:
+                return
+            update: dict[str, Any] = dict(fields)
+            if attributes:
+                update["attributes"] = {**record.attributes, **attributes}
+            if fingerprints:
+                update["fingerprints"] = {**record.fingerprints, **fingerprints}
+            record = record.model_copy(update=update)
+            record.mark_done(step)
+            self.state.put(record)
+            self._save()
+
+    def complete(self, vmid: int) -> None:
+        """The chain finished: the record now describes a converged resource."""
+        with self._lock:
+            record = self.state.get(vmid)
+            if record is not None and record.steps_done:
+                self.state.put(record.model_copy(update={"steps_done": []}))
+                self._save()
+
+    def forget(self, vmid: int) -> None:
+        with self._lock:
+            if self.state.remove(vmid) is not None:
+                self._save()
+
+    def _save(self) -> None:
+        self.store.write(self.state)

@@ -1,0 +1,263 @@
+"""The operations behind each plan step.  Every one is idempotent: it first looks at what PVE has
+and does nothing when that already matches, so re-running after a crash is always safe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from phoenix.diff.views import GIB, disk_size_bytes, snippet_name
+from phoenix.errors import PhoenixError
+from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents, template_agent_baked
+from phoenix.plan.model import ResourceChange, Step
+from phoenix.pve import propstr
+from phoenix.pve.client import PVEApiError
+
+SHUTDOWN_TIMEOUT_S = 60
+LOCK_WAIT_S = 120
+
+
+@dataclass
+class ApplyRuntime:
+    """What all chains of one apply share."""
+
+    client: Any
+    cfg: Any
+    journal: Any
+    reporter: Any
+    snippets: Any                                   # snippet backend (phoenix.snippets)
+    provision_template: Callable[..., Any]          # (client, spec, reporter) -> TemplateResult
+    agent_baked: dict[int, bool] = field(default_factory=dict)   # template vmid -> agent in image
+
+
+@dataclass
+class ChainContext:
+    runtime: ApplyRuntime
+    rc: ResourceChange
+    node: str
+
+    @property
+    def client(self) -> Any:
+        return self.runtime.client
+
+    @property
+    def path(self) -> str:
+        return f"/nodes/{self.node}/qemu/{self.rc.vmid}"
+
+    def config(self) -> dict[str, Any]:
+        return self.client.get(f"{self.path}/config")
+
+    def status(self) -> str | None:
+        """``running``/``stopped``, or None when the VM does not exist."""
+        try:
+            return self.client.get(f"{self.path}/status/current")["status"]
+        except PVEApiError as exc:
+            if "does not exist" in exc.message:
+                return None
+            raise
+
+    def vm(self) -> Any:
+        return next(v for v in self.runtime.cfg.vms if v.vmid == self.rc.vmid)
+
+    def progress(self, message: str) -> None:
+        self.runtime.reporter.progress(self.rc, message)
+
+    def done(self, step: Step, attributes: dict[str, Any] | None = None, **fields: Any) -> None:
+        self.runtime.journal.step_done(self.rc.vmid, step.op, attributes, **fields)
+
+
+# --- templates ------------------------------------------------------------------------------------
+
+def provision_template(ctx: ChainContext, step: Step) -> None:
+    spec = next(t for t in ctx.runtime.cfg.templates if t.vmid == step.args["vmid"])
+    ctx.runtime.journal.begin(spec.vmid, "template", spec.name, ctx.node)
+    result = ctx.runtime.provision_template(ctx.client, spec, ctx.runtime.reporter)
+    baked = bool(getattr(result, "agent_baked", False))
+    ctx.runtime.agent_baked[spec.vmid] = baked
+    ctx.done(step, {"name": spec.name, "image": spec.image.url, "agent_baked": baked},
+             node=getattr(result, "node", None) or ctx.node)
+
+
+# --- VM lifecycle ----------------------------------------------------------------------------------
+
+def clone(ctx: ChainContext, step: Step) -> None:
+    args = step.args
+    node = args.get("target") or args["source_node"]
+    ctx.runtime.journal.begin(ctx.rc.vmid, "vm", args["name"], node, template_vmid=args["source"])
+    ctx.node = node
+    if ctx.status() is None:
+        params = {"newid": ctx.rc.vmid, "name": args["name"], "full": 1 if args["full"] else 0}
+        for key in ("target", "storage"):
+            if args.get(key):
+                params[key] = args[key]
+        ctx.progress(f"cloning {'full' if args['full'] else 'linked'} from template {args['source']}")
+        ctx.client.run_task("POST", f"/nodes/{args['source_node']}/qemu/{args['source']}/clone", **params)
+    wait_unlocked(ctx)
+    ctx.done(step, {"name": args["name"]}, node=node, template_vmid=args["source"])
+
+
+def wait_unlocked(ctx: ChainContext, timeout: float = LOCK_WAIT_S) -> dict[str, Any]:
+    """PVE holds ``lock: clone`` until the clone task ends; wait for it to clear (bounded)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        config = ctx.config()
+        if not config.get("lock"):
+            return config
+        if time.monotonic() > deadline:
+            raise PhoenixError(f"VM {ctx.rc.vmid} is still locked ({config['lock']}) after {timeout:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def resize(ctx: ChainContext, step: Step) -> None:
+    want = int(step.args["size_gb"]) * GIB
+    have = disk_size_bytes(ctx.config(), step.args["disk"]) or 0
+    if have > want:
+        raise PhoenixError(f"VM {ctx.rc.vmid}: {step.args['disk']} is {have / GIB:g} GiB, larger than the "
+                           f"declared {step.args['size_gb']} GiB; PVE cannot shrink disks")
+    if have < want:
+        ctx.progress(f"resizing {step.args['disk']} to {step.args['size_gb']}G")
+        ctx.client.run_task("PUT", f"{ctx.path}/resize", disk=step.args["disk"], size=f"{step.args['size_gb']}G")
+    ctx.done(step, {"disk_size_gb": step.args["size_gb"]})
+
+
+def configure(ctx: ChainContext, step: Step) -> None:
+    attributes = step.args["attributes"]
+    config = ctx.config()
+    params: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if key == "memory_mb":
+            params["memory"] = value
+        elif key == "network_bridge":
+            net = propstr.parse_net(config["net0"]) if config.get("net0") else {"model": "virtio"}
+            net["bridge"] = value
+            params["net0"] = propstr.format_net(net)
+        elif key == "agent":
+            params["agent"] = "enabled=1" if value else "enabled=0"
+        elif key == "tags":
+            params["tags"] = ";".join(value)
+        else:
+            params[key] = value
+    if params:
+        ctx.client.put(f"{ctx.path}/config", digest=config.get("digest"), **params)
+    ctx.done(step, dict(attributes))
+
+
+def deliver_user_data(ctx: ChainContext, step: Step) -> None:
+    vm = ctx.vm()
+    baked = ctx.runtime.agent_baked.get(vm.clone_from_vmid)
+    if baked is None:
+        baked = template_agent_baked(ctx.client.get(f"/nodes/{_node_of(ctx, vm.clone_from_vmid)}/qemu/"
+                                                    f"{vm.clone_from_vmid}/config"))
+        ctx.runtime.agent_baked[vm.clone_from_vmid] = baked
+    docs = render_documents(ctx.runtime.cfg, vm, baked)
+    fingerprint = ctx.runtime.journal.state.fingerprint(docs.user_data)
+    planned = step.args.get("user_data")
+    if planned not in (None, KNOWN_AFTER_APPLY) and planned != fingerprint:
+        raise PhoenixError(f"VM {vm.vmid}: its user-data changed since the plan was made; run plan again")
+    ctx.runtime.snippets.deliver(ctx, vm, docs)
+    ctx.done(step, None, fingerprints={"user_data": fingerprint})
+
+
+def set_cloudinit(ctx: ChainContext, step: Step) -> None:
+    params: dict[str, Any] = {}
+    for key, value in step.args["attributes"].items():
+        params[key] = propstr.encode_sshkeys(value) if key == "sshkeys" else value
+    ctx.client.put(f"{ctx.path}/config", **params)
+    ctx.done(step, dict(step.args["attributes"]))
+
+
+def regenerate_cloudinit(ctx: ChainContext, step: Step) -> None:
+    ctx.client.put(f"{ctx.path}/cloudinit")
+    ctx.done(step)
+
+
+def start(ctx: ChainContext, step: Step) -> None:
+    if ctx.status() != "running":
+        ctx.progress("starting")
+        ctx.client.run_task("POST", f"{ctx.path}/status/start")
+    ctx.done(step, {"power": "running"})
+
+
+def stop(ctx: ChainContext, step: Step) -> None:
+    """Shut down gracefully (guest agent or ACPI), forcing a stop after the timeout."""
+    if ctx.status() == "running":
+        ctx.progress(f"shutting down (up to {SHUTDOWN_TIMEOUT_S}s, then stop)")
+        ctx.client.run_task("POST", f"{ctx.path}/status/shutdown", timeout=SHUTDOWN_TIMEOUT_S, forceStop=1)
+        if ctx.status() == "running":
+            ctx.client.run_task("POST", f"{ctx.path}/status/stop")
+    ctx.done(step, {"power": "stopped"} if ctx.rc.kind == "vm" else None)
+
+
+def reboot(ctx: ChainContext, step: Step) -> None:
+    stop(ctx, step)
+    start(ctx, step)
+
+
+def wait_agent(ctx: ChainContext, step: Step) -> None:
+    """Poll ``agent/ping`` until the guest agent answers (bounded, with progress every ~10 s)."""
+    timeout = float(step.args.get("timeout", 300))
+    started = time.monotonic()
+    delay, last_report = 0.05, started
+    while True:
+        try:
+            ctx.client.post(f"{ctx.path}/agent/ping")
+            break
+        except PVEApiError as exc:
+            if "No QEMU guest agent configured" in exc.message:
+                raise
+            waited = time.monotonic() - started
+            if waited > timeout:
+                raise PhoenixError(f"VM {ctx.rc.vmid}: guest agent did not answer within {timeout:.0f}s "
+                                   f"({exc.message})") from None
+            if time.monotonic() - last_report >= 10:
+                ctx.progress(f"waiting for the guest agent ({waited:.0f}s)")
+                last_report = time.monotonic()
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+    ctx.done(step)
+
+
+def destroy(ctx: ChainContext, step: Step) -> None:
+    if ctx.status() is not None:
+        ctx.client.run_task("DELETE", ctx.path, purge=1, **{"destroy-unreferenced-disks": 1})
+    ctx.done(step)
+
+
+def remove_user_data(ctx: ChainContext, step: Step) -> None:
+    ctx.runtime.snippets.remove(ctx, ctx.rc.vmid)
+    ctx.done(step)
+
+
+def forget(ctx: ChainContext, step: Step) -> None:
+    ctx.runtime.journal.forget(ctx.rc.vmid)
+
+
+def _node_of(ctx: ChainContext, vmid: int) -> str:
+    for item in ctx.client.get("/cluster/resources", type="vm"):
+        if int(item["vmid"]) == vmid:
+            return item["node"]
+    raise PhoenixError(f"template {vmid} not found in the cluster")
+
+
+STEPS: dict[str, Callable[[ChainContext, Step], None]] = {
+    "provision_template": provision_template,
+    "clone": clone,
+    "resize": resize,
+    "configure": configure,
+    "deliver_user_data": deliver_user_data,
+    "set_cloudinit": set_cloudinit,
+    "regenerate_cloudinit": regenerate_cloudinit,
+    "start": start,
+    "stop": stop,
+    "reboot": reboot,
+    "wait_agent": wait_agent,
+    "destroy": destroy,
+    "remove_user_data": remove_user_data,
+    "forget": forget,
+}
+
+__all__ = ["ApplyRuntime", "ChainContext", "STEPS", "snippet_name"]

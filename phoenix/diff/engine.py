@@ -1,0 +1,67 @@
+"""Three-way comparison of one resource: desired (the file), recorded (state) and actual (PVE).
+
+* ``changes`` — what apply must do: the current value (actual for what PVE shows, the state's
+  record for what it cannot show, such as the user-data fingerprint) against the desired one.
+* ``drift`` — what changed outside phoenix: the state's record against PVE, like Terraform's
+  "objects have changed outside of Terraform".
+
+Only keys present in the desired view are ever compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from phoenix.diff.views import STATE_TRACKED_ATTRIBUTES
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    """One attribute going from ``before`` to ``after`` (None = absent)."""
+
+    attribute: str
+    before: Any
+    after: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ResourceDiff:
+    changes: list[AttributeChange] = field(default_factory=list)
+    drift: list[AttributeChange] = field(default_factory=list)
+
+    @property
+    def changed_attributes(self) -> set[str]:
+        return {c.attribute for c in self.changes}
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> list[AttributeChange]:
+    """Attribute-level differences between two flat views, in a stable (sorted) order."""
+    diff = DeepDiff(before, after, ignore_order=False, ignore_numeric_type_changes=True)
+    keys = sorted(str(k) for k in diff.affected_root_keys)
+    return [AttributeChange(k, before.get(k), after.get(k)) for k in keys]
+
+
+def diff_resource(desired: dict[str, Any], actual: dict[str, Any] | None,
+                  recorded: dict[str, Any] | None) -> ResourceDiff:
+    """Compare one VM's three views, restricted to the keys phoenix declares."""
+    recorded = recorded or {}
+    observable = [k for k in desired if k not in STATE_TRACKED_ATTRIBUTES]
+    if actual is None:
+        return ResourceDiff(changes=compare({}, desired))
+    current = {k: actual[k] for k in observable if k in actual}
+    for key in STATE_TRACKED_ATTRIBUTES:
+        if key in desired and key in recorded:
+            current[key] = recorded[key]
+        elif key in desired:
+            # Not recorded (e.g. an imported VM): assume it matches rather than force a rewrite.
+            current[key] = desired[key]
+    changes = compare(current, desired)
+    seen = [k for k in observable if k in recorded]
+    drift = compare({k: recorded[k] for k in seen}, {k: actual.get(k) for k in seen})
+    return ResourceDiff(changes=changes, drift=drift)

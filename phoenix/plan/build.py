@@ -1,0 +1,290 @@
+"""Compute the plan: desired (file) × recorded (state) × actual (inventory) → ordered resource changes.
+
+Pure computation over facts already read: no API calls happen here, so a plan costs exactly what
+the inventory cost.  Each resource gets an ordered chain of idempotent steps; chains of VMs
+depend on their template's chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from phoenix.diff.engine import AttributeChange, diff_resource
+from phoenix.diff.views import (
+    CLOUDINIT_ATTRIBUTES,
+    HARDWARE_ATTRIBUTES,
+    REBOOT_ATTRIBUTES,
+    actual_view,
+    desired_view,
+    disk_size_bytes,
+)
+from phoenix.errors import PhoenixError
+from phoenix.plan.documents import KNOWN_AFTER_APPLY, VMDocuments, render_documents, template_agent_baked
+from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Drift, Plan, ResourceChange, Step
+
+AGENT_TIMEOUT_S = 300
+
+
+@dataclass
+class PlanOptions:
+    targets: set[int] = field(default_factory=set)
+    allow_reboot: bool = False
+    replace: set[int] = field(default_factory=set)
+
+
+class PlanError(PhoenixError):
+    """The desired state cannot be reached from here (e.g. shrinking a disk): named per VM."""
+
+
+def build_plan(cfg: Any, state: Any, inventory: Any, options: PlanOptions | None = None,
+               desired_fingerprint: str = "") -> Plan:
+    options = options or PlanOptions()
+    builder = _Builder(cfg, state, inventory, options)
+    plan = Plan(state_lineage=getattr(state, "lineage", ""), state_serial=getattr(state, "serial", 0),
+                desired_fingerprint=desired_fingerprint,
+                options={"targets": sorted(options.targets), "allow_reboot": options.allow_reboot,
+                         "replace": sorted(options.replace)})
+    builder.run(plan)
+    return plan
+
+
+class _Builder:
+    def __init__(self, cfg: Any, state: Any, inventory: Any, options: PlanOptions):
+        self.cfg, self.state, self.inv, self.options = cfg, state, inventory, options
+        self.records: dict[int, Any] = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
+        self.nodes = sorted(getattr(inventory, "nodes", []) or [])
+        self.problems: list[str] = []
+
+    def fingerprint(self, text: str) -> str:
+        return text if text == KNOWN_AFTER_APPLY else self.state.fingerprint(text)
+
+    def wanted(self, vmid: int) -> bool:
+        return not self.options.targets or vmid in self.options.targets
+
+    # --- top level ---------------------------------------------------------------------------
+    def run(self, plan: Plan) -> None:
+        declared_templates = {t.vmid: t for t in self.cfg.templates}
+        declared_vms = {v.vmid: v for v in self.cfg.vms}
+        creating_templates: set[int] = set()
+        for spec in self.cfg.templates:
+            rc = self.template_change(spec)
+            if rc and self.wanted(spec.vmid):
+                if rc.action == CREATE:
+                    creating_templates.add(spec.vmid)
+                plan.resource_changes.append(rc)
+        for vm in self.cfg.vms:
+            if not self.wanted(vm.vmid):
+                continue
+            rc, drift = self.vm_change(vm, creating_templates)
+            plan.resource_changes.append(rc)
+            if drift:
+                plan.resource_drift.append(drift)
+        # Resources phoenix manages that left the file: destroy (VMs before templates).
+        orphans = [vmid for vmid in self.records if vmid not in declared_vms and vmid not in declared_templates]
+        orphans.sort(key=lambda v: (self.records[v].kind == "template", v))
+        for vmid in orphans:
+            if self.wanted(vmid):
+                rc = destroy_change(vmid, self.records[vmid], self.inv.vms.get(vmid))
+                if rc:
+                    plan.resource_changes.append(rc)
+        if self.problems:
+            raise PlanError("; ".join(self.problems))
+
+    # --- templates ---------------------------------------------------------------------------
+    def template_node(self, spec: Any) -> str:
+        return spec.node or (self.nodes[0] if self.nodes else "pve")
+
+    def template_change(self, spec: Any) -> ResourceChange | None:
+        facts = self.inv.vms.get(spec.vmid)
+        node = facts.node if facts else self.template_node(spec)
+        rc = ResourceChange(address=f"template.{spec.vmid}", vmid=spec.vmid, kind="template", name=spec.name,
+                            node=node, action=NOOP)
+        if facts is None:
+            rc.action = CREATE
+            rc.changes = [AttributeChange("name", None, spec.name), AttributeChange("node", None, node),
+                          AttributeChange("image", None, spec.image.url)]
+            rc.steps = [Step("provision_template", {"vmid": spec.vmid})]
+        elif not facts.template:
+            record = self.records.get(spec.vmid)
+            if record is not None and getattr(record, "kind", "") == "template":
+                # A provisioning that crashed half-way: remove the half-made VM and provision again.
+                rc.action = REPLACE
+                rc.notes.append("a previous provisioning did not finish; the half-made VM is rebuilt")
+                rc.steps = [Step("stop", {}), Step("destroy", {}),
+                            Step("provision_template", {"vmid": spec.vmid})]
+            else:
+                self.problems.append(f"templates: VM {spec.vmid} exists on node '{facts.node}' but is not a "
+                                     f"template; choose another vmid for template '{spec.name}'")
+        return rc
+
+    # --- VMs ---------------------------------------------------------------------------------
+    def vm_change(self, vm: Any, creating_templates: set[int]) -> tuple[ResourceChange, Drift | None]:
+        facts = self.inv.vms.get(vm.vmid)
+        record = self.records.get(vm.vmid)
+        template_facts = self.inv.vms.get(vm.clone_from_vmid)
+        template_pending = vm.clone_from_vmid in creating_templates
+        if template_facts is None and not template_pending:
+            self.problems.append(f"VM {vm.vmid} ({vm.name}): template {vm.clone_from_vmid} does not exist "
+                                 f"and is not declared in 'templates'")
+        elif template_facts is not None and not template_facts.template and not template_pending:
+            self.problems.append(f"VM {vm.vmid} ({vm.name}): clone_from_vmid {vm.clone_from_vmid} is a VM, "
+                                 f"not a template")
+        template_node = template_facts.node if template_facts else self.template_node(
+            self.cfg.template_for(vm)) if self.cfg.template_for(vm) else (self.nodes[0] if self.nodes else "pve")
+        node = facts.node if facts else (vm.node or template_node)
+        if self.nodes and node not in self.nodes:
+            self.problems.append(f"VM {vm.vmid} ({vm.name}): node '{node}' is not in the cluster "
+                                 f"(nodes: {', '.join(self.nodes)})")
+        baked = KNOWN_AFTER_APPLY if template_pending else template_agent_baked(
+            template_facts.config if template_facts else {})
+        docs = render_documents(self.cfg, vm, baked)
+        desired = desired_view(vm, docs.options, docs.user_data, docs.cicustom, self.fingerprint)
+        rc = ResourceChange(address=f"vm.{vm.vmid}", vmid=vm.vmid, kind="vm", name=vm.name, node=node,
+                            action=NOOP, depends_on=[vm.clone_from_vmid] if template_pending else [])
+        if facts is None:
+            rc.action = CREATE
+            rc.changes = [AttributeChange(k, None, v) for k, v in desired.items()]
+            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, docs)
+            drift = None
+            if record is not None:
+                drift = Drift(rc.address, vm.vmid, [AttributeChange("exists", True, False)])
+                rc.notes.append("deleted outside phoenix; it is created again")
+            return rc, drift
+        if record is None:
+            self.problems.append(f"VM {vm.vmid} ({vm.name}) already exists on node '{facts.node}' but phoenix "
+                                 f"does not manage it: adopt it with 'phoenix import {vm.vmid}' or pick another vmid")
+            return rc, None
+        if facts.template:
+            self.problems.append(f"VM {vm.vmid} ({vm.name}) is a template in PVE; it cannot be managed as a VM")
+            return rc, None
+        rc.digest = facts.config.get("digest")
+        actual = actual_view(facts.config, facts.status)
+        recorded = recorded_view(record)
+        diff = diff_resource(desired, actual, recorded)
+        drift = Drift(rc.address, vm.vmid, diff.drift) if diff.drift else None
+        rc.changes = diff.changes
+        if not diff.changes:
+            return rc, drift
+        if "template" in diff.changed_attributes:
+            rc.action = REPLACE
+            if vm.vmid not in self.options.replace:
+                rc.blocked = f"clone_from_vmid changed: replacing destroys the VM; run with --replace {vm.vmid}"
+            rc.steps = ([Step("stop", {}), Step("destroy", {})]
+                        + self.create_steps(vm, vm.node or template_node, template_node, template_facts, desired, docs))
+            return rc, drift
+        if "disk_size_gb" in diff.changed_attributes and actual.get("disk_size_gb", 0) > vm.disk_size_gb:
+            self.problems.append(f"VM {vm.vmid} ({vm.name}): disk_size_gb {vm.disk_size_gb} is smaller than the "
+                                 f"current disk ({actual['disk_size_gb']} GiB); PVE cannot shrink disks")
+            return rc, drift
+        rc.action = UPDATE
+        rc.steps, rc.blocked, notes = self.update_steps(vm, diff.changed_attributes, actual, desired)
+        rc.notes.extend(notes)
+        return rc, drift
+
+    def create_steps(self, vm: Any, node: str, template_node: str, template_facts: Any,
+                     desired: dict[str, Any], docs: VMDocuments) -> list[Step]:
+        clone = {"source": vm.clone_from_vmid, "source_node": template_node, "newid": vm.vmid, "name": vm.name,
+                 "full": bool(vm.full_clone)}
+        if node != template_node:
+            clone["target"] = node
+        if vm.full_clone:
+            clone["storage"] = vm.storage_pool
+        steps = [Step("clone", clone)]
+        template_size = disk_size_bytes(template_facts.config) if template_facts else None
+        if template_size is not None and template_size > vm.disk_size_gb * (1 << 30):
+            self.problems.append(f"VM {vm.vmid} ({vm.name}): disk_size_gb {vm.disk_size_gb} is smaller than its "
+                                 f"template's disk ({template_size >> 30} GiB); PVE cannot shrink disks")
+        if template_size is None or template_size != vm.disk_size_gb * (1 << 30):
+            steps.append(Step("resize", {"disk": "scsi0", "size_gb": vm.disk_size_gb}))
+        steps.append(Step("configure", {"attributes": {k: desired[k] for k in HARDWARE_ATTRIBUTES if k in desired}}))
+        steps.extend(self.cloudinit_steps(vm, desired, set(CLOUDINIT_ATTRIBUTES) | {"user_data"}, running=False))
+        if vm.start:
+            steps += [Step("start", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
+        return steps
+
+    def cloudinit_steps(self, vm: Any, desired: dict[str, Any], changed: set[str], running: bool) -> list[Step]:
+        steps: list[Step] = []
+        if {"user_data", "cicustom"} & changed:
+            steps.append(Step("deliver_user_data", {"user_data": desired.get("user_data")}))
+        ci = {k: desired[k] for k in CLOUDINIT_ATTRIBUTES if k in changed and k in desired}
+        if ci:
+            steps.append(Step("set_cloudinit", {"attributes": ci}))
+        if running and steps:
+            steps.append(Step("regenerate_cloudinit", {}, note="takes effect at the next boot"))
+        return steps
+
+    def update_steps(self, vm: Any, changed: set[str], actual: dict[str, Any],
+                     desired: dict[str, Any]) -> tuple[list[Step], str, list[str]]:
+        running = actual.get("power") == "running"
+        notes: list[str] = []
+        hardware = [k for k in HARDWARE_ATTRIBUTES if k in changed]
+        needs_reboot = sorted(set(hardware) & REBOOT_ATTRIBUTES) if running else []
+        if needs_reboot and not self.options.allow_reboot:
+            hardware = [k for k in hardware if k not in needs_reboot]
+            notes.append(f"{', '.join(needs_reboot)} need a reboot of the running VM: run with --allow-reboot")
+        steps: list[Step] = []
+        if "disk_size_gb" in changed:
+            steps.append(Step("resize", {"disk": "scsi0", "size_gb": vm.disk_size_gb}))
+        if hardware:
+            steps.append(Step("configure", {"attributes": {k: desired[k] for k in hardware}}))
+        steps.extend(self.cloudinit_steps(vm, desired, changed, running))
+        if needs_reboot and self.options.allow_reboot and desired.get("power") == "running":
+            steps += [Step("reboot", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
+        elif "power" in changed and desired.get("power") == "running":
+            steps += [Step("start", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
+        blocked = "" if steps else "; ".join(notes)
+        return steps, blocked, notes
+
+
+def recorded_view(record: Any) -> dict[str, Any]:
+    """What the state says phoenix applied, in the views' vocabulary (fingerprints included)."""
+    view = dict(record.attributes)
+    if "user_data" in record.fingerprints:
+        view["user_data"] = record.fingerprints["user_data"]
+    if record.template_vmid is not None:
+        view["template"] = record.template_vmid
+    return view
+
+
+def destroy_change(vmid: int, record: Any, facts: Any) -> ResourceChange | None:
+    """The chain that removes one managed VM or template (``facts`` None: already gone from PVE)."""
+    kind = getattr(record, "kind", "vm") if record is not None else ("template" if facts and facts.template else "vm")
+    name = (facts.name if facts else None) or getattr(record, "name", "") or str(vmid)
+    node = facts.node if facts else getattr(record, "node", "")
+    rc = ResourceChange(address=f"{kind}.{vmid}", vmid=vmid, kind=kind, name=name, node=node, action=DELETE,
+                        changes=[AttributeChange("exists", True, False)])
+    if facts is not None:
+        rc.digest = facts.config.get("digest")
+        if facts.status == "running":
+            rc.steps.append(Step("stop", {}))
+        rc.steps.append(Step("destroy", {}))
+    else:
+        rc.notes.append("already gone from PVE; only the state record is removed")
+    if kind == "vm":
+        rc.steps.append(Step("remove_user_data", {}))
+    rc.steps.append(Step("forget", {}))
+    return rc
+
+
+def build_destroy_plan(vmids: Iterable[int], state: Any, inventory: Any, force: bool = False) -> Plan:
+    """``phoenix destroy VMID...``: refuses VMs phoenix does not manage unless ``force``."""
+    records = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
+    plan = Plan(state_lineage=getattr(state, "lineage", ""), state_serial=getattr(state, "serial", 0),
+                operation="destroy")
+    problems = []
+    for vmid in vmids:
+        record, facts = records.get(vmid), inventory.vms.get(vmid)
+        if record is None and facts is None:
+            problems.append(f"VM {vmid} does not exist and phoenix does not manage it")
+            continue
+        if record is None and not force:
+            problems.append(f"VM {vmid} is not managed by phoenix; use --force to destroy it anyway")
+            continue
+        rc = destroy_change(vmid, record, facts)
+        if rc:
+            plan.resource_changes.append(rc)
+    if problems:
+        raise PlanError("; ".join(problems))
+    plan.resource_changes.sort(key=lambda rc: (rc.kind == "template", rc.vmid))
+    return plan

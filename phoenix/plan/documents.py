@@ -1,0 +1,63 @@
+"""The documents a VM's cloud-init needs, rendered from the desired state (no API calls).
+
+Rendering happens twice, at plan time (to fingerprint the user-data) and at apply time (to
+deliver it): the plan never stores the user-data itself because it holds the password hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from phoenix.diff.views import snippet_name
+
+KNOWN_AFTER_APPLY = "(known after apply)"
+# A template phoenix built with qemu-guest-agent baked into its image carries this tag.
+AGENT_TAG = "phoenix-agent"
+
+
+@dataclass(frozen=True)
+class VMDocuments:
+    user_data: str
+    network_config: str
+    meta_data: str
+    options: dict[str, str]          # ciuser, sshkeys, ipconfig0, nameserver, searchdomain
+    cicustom: str | None             # user=<storage>:snippets/<file> (None for the iso backend)
+
+
+def template_agent_baked(template_config: dict[str, Any]) -> bool:
+    """Whether the template's image already has qemu-guest-agent (phoenix tags the templates it bakes)."""
+    tags = str(template_config.get("tags", "")).replace(",", ";").split(";")
+    return AGENT_TAG in tags
+
+
+def snippets_backend(cfg: Any) -> str:
+    return getattr(cfg.defaults, "snippets_backend", "local") or "local"
+
+
+def cicustom_for(cfg: Any, vm: Any) -> str | None:
+    if snippets_backend(cfg) == "iso":
+        return None
+    return f"user={vm.snippets_storage}:snippets/{snippet_name(vm.vmid)}"
+
+
+def render_documents(cfg: Any, vm: Any, agent_baked: bool | str) -> VMDocuments:
+    """All cloud-init documents of ``vm``; ``agent_baked`` may be KNOWN_AFTER_APPLY at plan time."""
+    from phoenix.desired.cloudinit import (
+        build_meta_data,
+        build_network_config,
+        build_user_data,
+        pve_cloudinit_options,
+    )
+
+    if agent_baked == KNOWN_AFTER_APPLY:
+        user_data = KNOWN_AFTER_APPLY
+    else:
+        user_data = build_user_data(vm, cfg, agent_baked=bool(agent_baked))
+    return VMDocuments(
+        user_data=user_data,
+        network_config=build_network_config(vm),
+        meta_data=build_meta_data(vm),
+        options=pve_cloudinit_options(vm),
+        cicustom=cicustom_for(cfg, vm),
+    )

@@ -1,0 +1,141 @@
+"""The plan as plain, serialisable data (like Terraform's ``plans`` package).
+
+A plan is computed once (``phoenix/plan/build.py``), rendered separately
+(``phoenix/plan/render.py``), saved with ``--out`` and executed by ``phoenix/apply``.  It holds
+no secrets: user-data is re-rendered at apply time and checked against the fingerprint the
+plan recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phoenix.diff.engine import AttributeChange
+from phoenix.errors import PhoenixError
+
+FORMAT_VERSION = "1.0"
+
+CREATE, UPDATE, DELETE, REPLACE, NOOP = "create", "update", "delete", "replace", "no-op"
+
+
+@dataclass
+class Step:
+    """One idempotent operation of a resource's chain; ``args`` is plain data."""
+
+    op: str
+    args: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class ResourceChange:
+    address: str                        # "template.8000" / "vm.8001"
+    vmid: int
+    kind: str                           # "template" | "vm"
+    name: str
+    node: str
+    action: str                         # create | update | delete | replace | no-op
+    changes: list[AttributeChange] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    depends_on: list[int] = field(default_factory=list)
+    blocked: str = ""                   # why this change will not be applied (needs a flag)
+    notes: list[str] = field(default_factory=list)
+    digest: str | None = None           # PVE config digest seen at plan time (staleness check)
+
+    @property
+    def actionable(self) -> bool:
+        return self.action != NOOP and not self.blocked and bool(self.steps)
+
+
+@dataclass
+class Drift:
+    address: str
+    vmid: int
+    changes: list[AttributeChange]
+
+
+@dataclass
+class Plan:
+    resource_changes: list[ResourceChange] = field(default_factory=list)
+    resource_drift: list[Drift] = field(default_factory=list)
+    state_lineage: str = ""
+    state_serial: int = 0
+    desired_fingerprint: str = ""
+    operation: str = "apply"            # apply | destroy
+    options: dict[str, Any] = field(default_factory=dict)
+    format_version: str = FORMAT_VERSION
+
+    # --- summaries ---------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Terraform's summary: a replace counts as one add and one destroy."""
+        add = change = destroy = 0
+        for rc in self.resource_changes:
+            if rc.blocked or rc.action == NOOP:
+                continue
+            if rc.action == CREATE:
+                add += 1
+            elif rc.action == UPDATE:
+                change += 1
+            elif rc.action == DELETE:
+                destroy += 1
+            elif rc.action == REPLACE:
+                add += 1
+                destroy += 1
+        return {"add": add, "change": change, "destroy": destroy}
+
+    @property
+    def has_changes(self) -> bool:
+        return any(rc.action != NOOP for rc in self.resource_changes)
+
+    def change_for(self, vmid: int) -> ResourceChange | None:
+        return next((rc for rc in self.resource_changes if rc.vmid == vmid), None)
+
+    # --- serialisation -----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable plan (``plan --json`` and ``--out`` files)."""
+        data = asdict(self)
+        for rc in data["resource_changes"]:
+            rc["actions"] = _terraform_actions(rc["action"])
+            rc["before"] = {c["attribute"]: c["before"] for c in rc["changes"]}
+            rc["after"] = {c["attribute"]: c["after"] for c in rc["changes"]}
+        data["summary"] = self.counts()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Plan":
+        if data.get("format_version") != FORMAT_VERSION:
+            raise PhoenixError(f"plan file format_version {data.get('format_version')!r} is not {FORMAT_VERSION}")
+        changes = []
+        for rc in data.get("resource_changes", []):
+            rc = {k: v for k, v in rc.items() if k not in ("actions", "before", "after")}
+            rc["changes"] = [AttributeChange(**c) for c in rc.get("changes", [])]
+            rc["steps"] = [Step(**s) for s in rc.get("steps", [])]
+            changes.append(ResourceChange(**rc))
+        drift = [Drift(d["address"], d["vmid"], [AttributeChange(**c) for c in d["changes"]])
+                 for d in data.get("resource_drift", [])]
+        fields = {k: data[k] for k in ("state_lineage", "state_serial", "desired_fingerprint", "operation",
+                                       "options") if k in data}
+        return cls(resource_changes=changes, resource_drift=drift, **fields)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Plan":
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise PhoenixError(f"{path}: no such plan file") from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PhoenixError(f"{path}: not a phoenix plan file ({exc})") from None
+
+
+def _terraform_actions(action: str) -> list[str]:
+    return {CREATE: ["create"], UPDATE: ["update"], DELETE: ["delete"], REPLACE: ["delete", "create"],
+            NOOP: ["no-op"]}[action]

@@ -1,0 +1,98 @@
+"""Human rendering of a plan (Terraform-like ``+ ~ - -/+``), separate from computing it.
+
+Secrets never reach the screen: sensitive attributes print as ``(sensitive)``, and the plan
+holds no secret to begin with.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from phoenix.diff.engine import AttributeChange
+from phoenix.diff.views import SENSITIVE_ATTRIBUTES
+from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan, ResourceChange
+
+SYMBOLS = {CREATE: ("+", "green"), UPDATE: ("~", "yellow"), DELETE: ("-", "red"), REPLACE: ("-/+", "magenta")}
+VERBS = {CREATE: "will be created", UPDATE: "will be updated in-place", DELETE: "will be destroyed",
+         REPLACE: "must be replaced"}
+
+
+def format_value(attribute: str, value: Any) -> str:
+    if attribute in SENSITIVE_ATTRIBUTES and value is not None:
+        return "(sensitive)"
+    if value is None:
+        return "null"
+    if attribute == "sshkeys" and isinstance(value, list):
+        return "[" + ", ".join(json.dumps(_short_key(k)) for k in value) + "]"
+    return json.dumps(value)
+
+
+def _short_key(key: str) -> str:
+    parts = key.split()
+    if len(parts) >= 2 and len(parts[1]) > 20:
+        parts[1] = parts[1][:12] + "…" + parts[1][-6:]
+    return " ".join(parts)
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    if plan.resource_drift:
+        console.print("[bold]Note: objects have changed outside of phoenix[/bold]\n")
+        for drift in plan.resource_drift:
+            console.print(f"  [yellow]~[/yellow] {drift.address} changed outside of phoenix:")
+            for change in drift.changes:
+                console.print(f"      {_change_line(change, '~')}")
+        console.print()
+    acting = [rc for rc in plan.resource_changes if rc.action != NOOP]
+    if not acting:
+        console.print("[bold green]No changes.[/bold green] Your infrastructure matches the configuration.")
+        return
+    console.print("phoenix will perform the following actions:\n")
+    for rc in acting:
+        _render_resource(rc, console)
+    counts = plan.counts()
+    verb = "Destroy" if plan.operation == "destroy" else "Plan"
+    console.print(f"[bold]{verb}:[/bold] {counts['add']} to add, {counts['change']} to change, "
+                  f"{counts['destroy']} to destroy.")
+    blocked = [rc for rc in acting if rc.blocked]
+    if blocked:
+        console.print(f"[yellow]{len(blocked)} change(s) held back; see the notes above.[/yellow]")
+
+
+def _render_resource(rc: ResourceChange, console: Console) -> None:
+    symbol, colour = SYMBOLS[rc.action]
+    console.print(f"  [bold]# {rc.address}[/bold] ({escape(rc.name)}, node {escape(rc.node)}) {VERBS[rc.action]}")
+    console.print(f"  [{colour}]{escape(symbol)}[/{colour}] {rc.kind} \"{rc.vmid}\" {{")
+    line_symbol = {CREATE: "+", DELETE: "-"}.get(rc.action, "~")
+    width = max((len(c.attribute) for c in rc.changes), default=0)
+    for change in rc.changes:
+        console.print(f"      {_change_line(change, line_symbol, width)}")
+    console.print("    }")
+    for note in rc.notes:
+        console.print(f"    [dim]# {escape(note)}[/dim]")
+    if rc.blocked:
+        console.print(f"    [yellow]# held back: {escape(rc.blocked)}[/yellow]")
+    console.print()
+
+
+def _change_line(change: AttributeChange, symbol: str, width: int = 0) -> str:
+    name = change.attribute.ljust(width)
+    before = escape(format_value(change.attribute, change.before))
+    after = escape(format_value(change.attribute, change.after))
+    if symbol == "+":
+        return f"[green]+[/green] {name} = {after}"
+    if symbol == "-":
+        return f"[red]-[/red] {name} = {before}"
+    if change.before is None:
+        return f"[green]+[/green] {name} = {after}"
+    if change.after is None:
+        return f"[red]-[/red] {name} = {before}"
+    return f"[yellow]~[/yellow] {name} = {before} -> {after}"
+
+
+def plan_json(plan: Plan) -> str:
+    """The machine-readable plan (``--json``): user-data appears only as its keyed fingerprint."""
+    return json.dumps(plan.to_json(), indent=2, sort_keys=True)

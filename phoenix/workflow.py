@@ -1,0 +1,284 @@
+"""The commands' flows: connect, read facts, compute, render, apply.  ``cli.py`` only parses options.
+
+Every flow reads the cluster once (``/cluster/resources`` + the configs phoenix needs) and holds
+the state lock for the whole of an apply or destroy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from rich.console import Console
+
+from phoenix.errors import PhoenixError
+
+SIM_TASK_SCALE_ENV = "PHOENIX_SIM_TASK_SCALE"
+DEFAULT_SIM_TASK_SCALE = 0.1
+
+
+@dataclass
+class GlobalOptions:
+    config: Path
+    state: Path
+    sim: bool = False
+
+    @property
+    def sim_dir(self) -> Path:
+        return self.state.parent / "sim"
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# --- connecting --------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def connect(opts: GlobalOptions) -> Iterator[Any]:
+    """A PVEClient for the environment's PVE, or for the embedded simulator with ``--sim``."""
+    from phoenix.pve.client import PVEClient
+    from phoenix.pve.settings import ConnectionSettings
+
+    with contextlib.ExitStack() as stack:
+        if opts.sim:
+            from phoenix.sim.server import SimServer
+
+            scale = float(os.environ.get(SIM_TASK_SCALE_ENV, DEFAULT_SIM_TASK_SCALE))
+            server = stack.enter_context(SimServer(opts.sim_dir, task_scale=scale))
+            err_console().print(f"[dim]using the embedded Proxmox VE simulator ({opts.sim_dir}, {server.endpoint})"
+                                f"[/dim]")
+            settings = ConnectionSettings.from_env({
+                "PROXMOX_VE_ENDPOINT": server.endpoint,
+                "PROXMOX_VE_API_TOKEN": server.api_token,
+                "PROXMOX_VE_CA_FILE": str(server.ca_file),
+            })
+        else:
+            settings = ConnectionSettings.from_env()
+        client = PVEClient.connect(settings)
+        stack.callback(client.close)
+        yield client
+
+
+# --- reading facts ------------------------------------------------------------------------------
+
+@dataclass
+class Facts:
+    cfg: Any
+    state: Any
+    inventory: Any
+    desired_fingerprint: str
+
+
+def read_facts(opts: GlobalOptions, client: Any, state: Any) -> Facts:
+    """Desired (validated against the cluster's templates), recorded and actual state."""
+    from phoenix.desired import load_desired
+    from phoenix.pve.inventory import read_inventory
+
+    resources = client.get("/cluster/resources") or []
+    existing_templates = frozenset(int(r["vmid"]) for r in resources
+                                   if r.get("type") == "qemu" and int(r.get("template") or 0) == 1)
+    cfg = load_desired(opts.config, existing_templates=existing_templates)
+    wanted = {t.vmid for t in cfg.templates} | {v.vmid for v in cfg.vms} | {v.clone_from_vmid for v in cfg.vms}
+    wanted |= {int(k) for k in state.resources}
+    inventory = read_inventory(client, sorted(wanted), resources=resources)
+    return Facts(cfg, state, inventory, desired_fingerprint(opts.config, cfg))
+
+
+def desired_fingerprint(path: Path, cfg: Any) -> str:
+    """Hash of the desired file and the user feature files it may use (saved plans go stale on change)."""
+    digest = hashlib.sha256(path.read_bytes())
+    features = Path(getattr(cfg, "base_dir", path.parent)) / "features"
+    if features.is_dir():
+        for item in sorted(features.iterdir()):
+            if item.is_file():
+                digest.update(item.name.encode() + b"\0" + item.read_bytes())
+    return digest.hexdigest()
+
+
+def state_store(opts: GlobalOptions) -> Any:
+    from phoenix.state.store import StateStore
+
+    return StateStore(opts.state)
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_json: bool,
+                 detailed_exitcode: bool, allow_reboot: bool, replace: list[int]) -> int:
+    from phoenix.plan.build import PlanOptions, build_plan
+    from phoenix.plan.render import plan_json, render_plan
+
+    store = state_store(opts)
+    state = store.read()
+    with connect(opts) as client:
+        facts = read_facts(opts, client, state)
+    plan = build_plan(facts.cfg, state, facts.inventory,
+                      PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
+                      desired_fingerprint=facts.desired_fingerprint)
+    if as_json:
+        print(plan_json(plan))
+    else:
+        render_plan(plan, console())
+    if out is not None:
+        plan.save(out)
+        if not as_json:
+            console().print(f"\nSaved the plan to {out}. Apply exactly it with: phoenix apply {out}")
+    return 2 if detailed_exitcode and plan.has_changes else 0
+
+
+# --- apply / destroy -------------------------------------------------------------------------------
+
+def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int], auto_approve: bool,
+                  parallelism: int, allow_reboot: bool, replace: list[int]) -> int:
+    from phoenix.plan.build import PlanOptions, build_plan
+    from phoenix.plan.model import Plan
+
+    store = state_store(opts)
+    with store.lock("apply"):
+        state = store.read()
+        with connect(opts) as client:
+            facts = read_facts(opts, client, state)
+            if plan_file is not None:
+                plan = Plan.load(plan_file)
+                check_saved_plan(plan, facts)
+            else:
+                plan = build_plan(facts.cfg, state, facts.inventory,
+                                  PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
+                                  desired_fingerprint=facts.desired_fingerprint)
+            return run_plan(plan, facts, store, client, approve=auto_approve or plan_file is not None,
+                            parallelism=parallelism)
+
+
+def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, force: bool) -> int:
+    from phoenix.plan.build import build_destroy_plan
+
+    store = state_store(opts)
+    with store.lock("destroy"):
+        state = store.read()
+        with connect(opts) as client:
+            facts = read_facts(opts, client, state)
+            plan = build_destroy_plan(vmids, state, facts.inventory, force=force)
+            return run_plan(plan, facts, store, client, approve=auto_approve, parallelism=4)
+
+
+def run_plan(plan: Any, facts: Facts, store: Any, client: Any, approve: bool, parallelism: int) -> int:
+    """Show ``plan``, ask for ``yes``, execute it and print the summary; the exit code."""
+    from phoenix.apply.delivery import snippet_delivery
+    from phoenix.apply.executor import execute
+    from phoenix.apply.journal import Journal
+    from phoenix.apply.report import ConsoleReporter
+    from phoenix.apply.steps import ApplyRuntime
+    from phoenix.plan.render import render_plan
+    from phoenix.template.provision import provision_for_plan
+
+    out = console()
+    render_plan(plan, out)
+    if not any(rc.actionable for rc in plan.resource_changes):
+        return 0
+    if not approve and not confirm(out, plan.operation):
+        out.print("Apply cancelled.")
+        return 1
+    out.print()
+    runtime = ApplyRuntime(client=client, cfg=facts.cfg, journal=Journal(store, facts.state),
+                           reporter=ConsoleReporter(out), snippets=snippet_delivery(facts.cfg, client),
+                           provision_template=provision_for_plan)
+    result = execute(plan, runtime, parallelism=parallelism)
+    counts = _done_counts(plan, result)
+    verb = "Destroy" if plan.operation == "destroy" else "Apply"
+    if result.ok:
+        out.print(f"\n[bold green]{verb} complete![/bold green] Resources: {counts['add']} added, "
+                  f"{counts['change']} changed, {counts['destroy']} destroyed. [{result.seconds:.1f}s]")
+        return 0
+    out.print(f"\n[bold red]{verb} finished with errors[/bold red] ({len(result.failed)} failed). Resources: "
+              f"{counts['add']} added, {counts['change']} changed, {counts['destroy']} destroyed.")
+    for chain in result.failed:
+        err_console().print(f"error: {chain.address}: {chain.error}")
+    return 1
+
+
+def _done_counts(plan: Any, result: Any) -> dict[str, int]:
+    ok = {c.vmid for c in result.chains if c.ok}
+    counts = {"add": 0, "change": 0, "destroy": 0}
+    for rc in plan.resource_changes:
+        if rc.vmid in ok and rc.actionable:
+            if rc.action in ("create", "replace"):
+                counts["add"] += 1
+            if rc.action == "update":
+                counts["change"] += 1
+            if rc.action in ("delete", "replace"):
+                counts["destroy"] += 1
+    return counts
+
+
+def confirm(out: Console, operation: str) -> bool:
+    what = "destroy these resources" if operation == "destroy" else "perform these actions"
+    out.print(f"\nDo you want to {what}? Only 'yes' will be accepted.")
+    if not sys.stdin.isatty() and sys.stdin.closed:
+        return False
+    try:
+        answer = input("  Enter a value: ")
+    except EOFError:
+        return False
+    return answer.strip() == "yes"
+
+
+def check_saved_plan(plan: Any, facts: Facts) -> None:
+    """Refuse a saved plan whose world moved on: state written since, file edited, or PVE changed."""
+    state = facts.state
+    if plan.state_lineage and (plan.state_lineage != state.lineage or plan.state_serial != state.serial):
+        raise PhoenixError(f"saved plan is stale: the state changed since it was made (serial "
+                           f"{plan.state_serial} → {state.serial}); run 'phoenix plan' again")
+    if plan.desired_fingerprint and plan.desired_fingerprint != facts.desired_fingerprint:
+        raise PhoenixError("saved plan is stale: the desired-state file changed since it was made; run 'phoenix plan' again")
+    for rc in plan.resource_changes:
+        facts_now = facts.inventory.vms.get(rc.vmid)
+        if rc.action == "create" and facts_now is not None:
+            raise PhoenixError(f"saved plan is stale: {rc.address} now exists in PVE; run 'phoenix plan' again")
+        if rc.digest and (facts_now is None or facts_now.config.get("digest") != rc.digest):
+            raise PhoenixError(f"saved plan is stale: {rc.address} changed in PVE since the plan was made; "
+                               f"run 'phoenix plan' again")
+
+
+# --- import / unlock ----------------------------------------------------------------------------------
+
+def import_command(opts: GlobalOptions, vmid: int) -> int:
+    """Adopt an existing VM into the state without touching it; the next plan shows what differs."""
+    from phoenix.diff.views import actual_view
+    from phoenix.state.model import ResourceState
+
+    store = state_store(opts)
+    with store.lock("import"):
+        state = store.read()
+        if state.get(vmid) is not None:
+            raise PhoenixError(f"VM {vmid} is already managed by phoenix")
+        with connect(opts) as client:
+            facts = read_facts(opts, client, state)
+        vm_facts = facts.inventory.vms.get(vmid)
+        if vm_facts is None:
+            raise PhoenixError(f"VM {vmid} does not exist in the cluster")
+        kind = "template" if vm_facts.template else "vm"
+        declared = next((v for v in facts.cfg.vms if v.vmid == vmid), None)
+        template_vmid = declared.clone_from_vmid if declared else None
+        attributes = actual_view(vm_facts.config, vm_facts.status) if kind == "vm" else {"name": vm_facts.name}
+        state.put(ResourceState(kind=kind, vmid=vmid, name=vm_facts.name or str(vmid), node=vm_facts.node,
+                                template_vmid=template_vmid, attributes=attributes))
+        store.write(state)
+    console().print(f"Imported {kind} {vmid} ({vm_facts.name}) on node {vm_facts.node}. "
+                    f"Run 'phoenix plan' to see how it differs from the file.")
+    return 0
+
+
+def force_unlock_command(opts: GlobalOptions, lock_id: str) -> int:
+    state_store(opts).force_unlock(lock_id)
+    console().print(f"Released state lock {lock_id}.")
+    return 0
