@@ -13,6 +13,7 @@ comma-separated ``key=value`` pairs, at most one bare value which belongs to the
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from urllib.parse import quote, unquote
 
 __all__ = [
@@ -60,7 +61,7 @@ def parse(text: str, default_key: str | None = None) -> dict[str, str]:
     if text is None or text == "":
         return result
     for part in text.split(","):
-        if part == "":
+        if part.strip() == "":  # PVE: next if $part =~ /^\s*$/
             continue
         key, sep, value = part.partition("=")
         if not sep:
@@ -82,16 +83,30 @@ def parse(text: str, default_key: str | None = None) -> dict[str, str]:
 def format(values: dict[str, object], default_key: str | None = None) -> str:  # noqa: A001 - mirrors PVE's name
     """Print ``values`` the way PVE does: default key's bare value first, then ``key=value`` sorted.
 
-    ``None`` values are left out; booleans print as ``1``/``0``.
+    ``None`` values are left out; booleans print as ``1``/``0``.  A default value that contains
+    ``=`` (an import file such as ``a=b.qcow2``) is printed as ``key=value`` so it parses back.
+    A key or value that cannot be represented (a ``,`` in it) is an error rather than a string
+    that PVE would read differently.
     """
     parts: list[str] = []
-    if default_key is not None and values.get(default_key) is not None:
-        parts.append(_scalar(values[default_key]))
+    default = values.get(default_key) if default_key is not None else None
+    if default is not None and _scalar(default) != "":
+        text = _checked_value(default_key, default)
+        parts.append(f"{default_key}={text}" if "=" in text else text)
     for key in sorted(values):
         if key == default_key or values[key] is None:
             continue
-        parts.append(f"{key}={_scalar(values[key])}")
+        if not key or "," in key or "=" in key or key.strip() != key:
+            raise PropertyStringError(f"invalid key in comma-separated list property: '{key}'", key)
+        parts.append(f"{key}={_checked_value(key, values[key])}")
     return ",".join(parts)
+
+
+def _checked_value(key: str | None, value: object) -> str:
+    text = _scalar(value)
+    if "," in text:
+        raise PropertyStringError(f"value of '{key}' must not contain ',': '{text}'", key)
+    return text
 
 
 def _scalar(value: object) -> str:
@@ -108,7 +123,10 @@ def parse_size(text: str) -> int:
     if not match:
         raise PropertyStringError(f"unable to parse size '{text}'", "size")
     number, unit = match.groups()
-    return int(float(number) * _SIZE_UNITS[unit])
+    try:  # Decimal, not float: byte counts beyond 2**53 must stay exact
+        return int(Decimal(number) * _SIZE_UNITS[unit])
+    except InvalidOperation:
+        raise PropertyStringError(f"unable to parse size '{text}'", "size") from None
 
 
 def format_size(size: int) -> str:
@@ -129,17 +147,21 @@ def parse_net(text: str) -> dict[str, str]:
     Accepts the long form (``model=virtio,macaddr=...``) and a bare model without a MAC too.
     """
     raw = parse(text, default_key="model")
+    heads = [key for key in raw if key in NET_MODELS or key == "model"]
+    if len(heads) > 1:
+        raise PropertyStringError(f"duplicate NIC model in '{text}'", "model")
+    if not heads:
+        raise PropertyStringError(f"missing NIC model in '{text}'", "model")
+    if heads[0] != "model" and "macaddr" in raw:
+        raise PropertyStringError(f"duplicate MAC address in '{text}'", "macaddr")
     result: dict[str, str] = {}
     for key, value in raw.items():
         if key in NET_MODELS:
-            if "model" in result:
-                raise PropertyStringError(f"duplicate NIC model in '{text}'", "model")
             result["model"] = key
-            result["macaddr"] = value
+            if value:
+                result["macaddr"] = value
         else:
             result[key] = value
-    if "model" not in result:
-        raise PropertyStringError(f"missing NIC model in '{text}'", "model")
     return result
 
 
