@@ -56,10 +56,16 @@ class Inventory:
         return guest[1] if guest else None
 
 
-def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_workers: int = 16) -> Inventory:
-    """Read the cluster's resources once, then the configs of ``vmids`` (all VMs when ``None``)."""
+def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_workers: int = 16, *,
+                   resources: list[dict[str, Any]] | None = None) -> Inventory:
+    """Read the cluster's resources once, then the configs of ``vmids`` (all VMs when ``None``).
+
+    ``resources`` is an already fetched ``GET /cluster/resources`` answer (unfiltered), for a
+    caller that needed it earlier; it saves the call.
+    """
     before = client.request_count
-    resources = client.get("/cluster/resources") or []
+    if resources is None:
+        resources = client.get("/cluster/resources") or []
     inventory = Inventory()
     entries: dict[int, dict[str, Any]] = {}
     for item in resources:
