@@ -87,7 +87,8 @@ class RetryPolicy:
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.attempts)) | tenacity.stop_after_delay(self.max_seconds),
-            wait=tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait, jitter=self.jitter),
+            wait=(tenacity.wait_exponential(multiplier=self.initial_wait, max=self.max_wait)
+                  + tenacity.wait_random(0, self.jitter)),
             retry=tenacity.retry_if_exception(retry_if),
             before_sleep=_before_sleep,
             reraise=True,
