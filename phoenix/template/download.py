@@ -1,0 +1,134 @@
+"""Stream a cloud image into the cache: resumable (HTTP Range), verified while streaming.
+
+Memory stays constant whatever the image size: chunks go to the hasher and the ``.part`` file
+together.  A ``.part`` left by an interrupted run is hashed first and the rest is requested
+with ``Range``; a server that ignores the range (200 instead of 206) makes the download start
+over.  Only a verified file is renamed to its final name, so a cached file is always good.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from phoenix.errors import PhoenixError
+from phoenix.template.checksum import Checksum, ChecksumError
+
+__all__ = ["download_verified", "hash_file", "DownloadError"]
+
+CHUNK = 1 << 20
+ATTEMPTS = 4
+
+Progress = Callable[[int, int | None], None]     # (bytes done, total or None)
+
+
+class DownloadError(PhoenixError):
+    """The image could not be fetched (after resuming as far as the server allowed)."""
+
+
+def hash_file(path: Path, checksum: Checksum, hasher=None) -> "object":
+    """Feed ``path`` into ``hasher`` (a new one for ``checksum`` if None) in chunks; return the hasher."""
+    hasher = hasher if hasher is not None else checksum.new_hasher()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            hasher.update(block)
+    return hasher
+
+
+def download_verified(url: str, dest: Path, checksum: Checksum, *, progress: Progress | None = None,
+                      session: requests.Session | None = None, timeout: float = 60.0,
+                      on_resume: Callable[[int], None] | None = None) -> Path:
+    """Make ``dest`` hold the image at ``url`` whose digest is ``checksum``; return ``dest``.
+
+    A verified ``dest`` already in the cache is reused.  On a checksum mismatch the partial file
+    is deleted and :class:`ChecksumError` is raised, naming the URL, the expected and the actual digest.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        if hash_file(dest, checksum).hexdigest() == checksum.value:
+            return dest
+        dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    session = session or requests.Session()
+    hasher = None
+    for attempt in range(ATTEMPTS):
+        hasher, complete = _fetch_into(url, part, checksum, session, timeout, progress, on_resume)
+        if complete:
+            break
+    else:
+        raise DownloadError(f"download of {url} kept breaking off after {ATTEMPTS} attempts; "
+                            f"run again to resume from {part.stat().st_size if part.exists() else 0} bytes")
+    actual = hasher.hexdigest()
+    if actual != checksum.value:
+        part.unlink(missing_ok=True)
+        raise ChecksumError(f"checksum mismatch for {url}: expected {checksum.algorithm} {checksum.value}, "
+                            f"got {actual} (the download was removed)")
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch_into(url: str, part: Path, checksum: Checksum, session: requests.Session, timeout: float,
+                progress: Progress | None, on_resume: Callable[[int], None] | None):
+    """One HTTP request appending to ``part``; returns (hasher over the whole part, finished?)."""
+    have = part.stat().st_size if part.exists() else 0
+    hasher = hash_file(part, checksum) if have else checksum.new_hasher()
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    try:
+        response = session.get(url, headers=headers, stream=True, timeout=timeout)
+    except requests.RequestException as exc:
+        raise DownloadError(f"cannot download {url}: {type(exc).__name__}") from None
+    with response:
+        if have and response.status_code == 416:      # nothing left: the part may be complete
+            return hasher, True
+        if response.status_code not in (200, 206):
+            raise DownloadError(f"cannot download {url}: HTTP {response.status_code} {response.reason}")
+        if have and response.status_code == 206 and _range_start(response) != have:
+            part.unlink()                               # answered another range: start clean next try
+            return checksum.new_hasher(), False
+        if have and response.status_code == 200:        # range ignored: start over
+            have, hasher = 0, checksum.new_hasher()
+        elif have and on_resume is not None:
+            on_resume(have)
+        total = _total_size(response, have)
+        done = have
+        mode = "ab" if have else "wb"
+        try:
+            with open(part, mode) as out:
+                for block in response.iter_content(CHUNK):
+                    out.write(block)
+                    hasher.update(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout):
+            return hasher, False
+    if total is not None and done < total:
+        return hasher, False
+    return hasher, True
+
+
+def _range_start(response: requests.Response) -> int | None:
+    """The first byte a 206 answer carries (``Content-Range: bytes <start>-<end>/<total>``)."""
+    value = response.headers.get("Content-Range", "")
+    try:
+        return int(value.split()[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _total_size(response: requests.Response, offset: int) -> int | None:
+    """Full image size from ``Content-Range`` (206) or ``Content-Length`` (200)."""
+    content_range = response.headers.get("Content-Range", "")
+    if "/" in content_range and not content_range.endswith("/*"):
+        return int(content_range.rsplit("/", 1)[1])
+    length = response.headers.get("Content-Length")
+    if length is None or not length.isdigit():
+        return None
+    return int(length) + (offset if response.status_code == 206 else 0)

@@ -1,0 +1,299 @@
+"""ensure_template: cloud image → verified (and customised) → imported VM → PVE template.
+
+Idempotent by VMID: an existing template is reported and left alone (no API writes); a normal
+VM on that VMID is an error, never converted.  One create call imports the disk
+(``scsi0=<pool>:0,import-from=<volid>``) and sets the whole config; then the VM becomes a
+template.  If anything fails, the half-made VM and the staging image phoenix placed are removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phoenix.errors import PhoenixError
+from phoenix.template import delivery
+from phoenix.template.checksum import Checksum, fetch_text, image_source_name, is_loopback_url, resolve_checksum
+from phoenix.template.customize import (copy_for_customisation, customize_args, customize_image,
+                                        libguestfs_available)
+from phoenix.template.download import download_verified, hash_file
+from phoenix.template.report import Reporter, as_reporter
+from phoenix.template.simulated import mark_agent_installed, write_synthetic_qcow2
+from phoenix.template.status import find_vm, first_node, parse_marker, render_marker
+
+__all__ = ["TemplateResult", "ensure_template", "template_create_params", "provision_for_plan",
+           "talks_to_simulator", "AGENT_TAG"]
+
+DEFAULT_POOL = "local-lvm"
+DEFAULT_BRIDGE = "vmbr0"
+AGENT_TAG = "phoenix-agent"        # on templates whose image has the guest agent (plan reads it)
+SIM_VERSION_MARK = "phoenix-sim"   # what phoenix's simulator puts into GET /version's ``repoid``/``release``
+CACHE_ENV = "PHOENIX_IMAGE_CACHE"
+
+
+@dataclass
+class TemplateResult:
+    vmid: int
+    node: str
+    created: bool
+    agent_baked: bool | None          # None: an existing template phoenix did not build
+    image_checksum: str | None = None  # "sha256:<hex>" of the upstream image, when known
+    simulated: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass
+class _Staged:
+    volid: str
+    placed_by_phoenix: bool
+    agent_baked: bool
+
+
+def ensure_template(client, spec, *, cache_dir: Path, reporter=None, simulated: bool = False,
+                    on_pve_host: bool = False, image_storage: str | None = None) -> TemplateResult:
+    """Make template ``spec.vmid`` exist (see module doc); returns what happened.
+
+    ``simulated`` (set by ``phoenix --sim``) allows the visible stand-ins of
+    :mod:`phoenix.template.simulated` for what cannot happen offline.  ``on_pve_host`` places a
+    local image straight into the storage directory instead of uploading it.
+    """
+    report = _Recorder(as_reporter(reporter))
+    existing = _existing_template(client, spec)
+    if existing is not None:
+        report.info(existing.message)
+        return existing
+    node = spec.node or first_node(client)
+    storage_id = delivery.find_import_storage(client, node, image_storage)
+    checksum = _resolve_checksum(spec, simulated, report)
+    staged: _Staged | None = None
+    try:
+        if _delivery_mode(spec) == "pve":
+            staged = _stage_on_pve(client, node, storage_id, spec, checksum, report)
+        else:
+            staged = _stage_local(client, node, storage_id, spec, checksum, Path(cache_dir), report,
+                                  simulated=simulated, on_pve_host=on_pve_host)
+        _create_template(client, node, spec, staged, checksum, report)
+    except BaseException:
+        _clean_up(client, node, spec.vmid, staged, report)
+        raise
+    _remove_staging(client, node, staged, report)
+    baked = "baked into the image" if staged.agent_baked else "to be installed by cloud-init at first boot"
+    message = f"template {spec.vmid} ('{spec.name}') created on node '{node}' (guest agent {baked})"
+    report.info(message)
+    return TemplateResult(spec.vmid, node, True, staged.agent_baked, checksum.label if checksum else None,
+                          report.simulated_lines, message)
+
+
+def provision_for_plan(client, spec, reporter=None, *, simulated: bool | None = None,
+                       cache_dir: Path | None = None, on_pve_host: bool = False) -> TemplateResult:
+    """The plan's "ensure template" step: :func:`ensure_template` with the default cache.
+
+    ``simulated`` None asks PVE (:func:`talks_to_simulator`); the CLI's ``--sim`` may pass True.
+    """
+    if simulated is None:
+        simulated = talks_to_simulator(client)
+    return ensure_template(client, spec, cache_dir=cache_dir or default_cache_dir(), reporter=reporter,
+                           simulated=simulated, on_pve_host=on_pve_host)
+
+
+def default_cache_dir() -> Path:
+    """``$PHOENIX_IMAGE_CACHE``, else ``$XDG_CACHE_HOME/phoenix/images`` (``~/.cache/...``)."""
+    import os
+
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "phoenix" / "images"
+
+
+def talks_to_simulator(client) -> bool:
+    """True when the client says so (``client.simulated``) or PVE's ``/version`` names phoenix's simulator."""
+    flag = getattr(client, "simulated", None)
+    if isinstance(flag, bool):
+        return flag
+    try:
+        version = client.get("/version") or {}
+    except PhoenixError:
+        return False
+    return any(SIM_VERSION_MARK in str(version.get(key, "")) for key in ("repoid", "release", "version", "simulator"))
+
+
+def template_create_params(spec, volid: str, description: str, agent_baked: bool = False) -> dict:
+    """The single create call's parameters (PVE imports the disk from ``volid`` during create)."""
+    pool = getattr(spec, "storage_pool", None) or DEFAULT_POOL
+    bridge = getattr(spec, "network_bridge", None) or DEFAULT_BRIDGE
+    params = {
+        "vmid": spec.vmid, "name": spec.name, "ostype": "l26",
+        "scsihw": "virtio-scsi-pci", "scsi0": f"{pool}:0,import-from={volid}",
+        "ide2": f"{pool}:cloudinit", "boot": "order=scsi0",
+        "serial0": "socket", "vga": "serial0", "agent": "enabled=1",
+        "net0": f"virtio,bridge={bridge}", "description": description,
+    }
+    if agent_baked:
+        params["tags"] = AGENT_TAG
+    for key, attr in (("cores", "cores"), ("memory", "memory_mb")):
+        if getattr(spec, attr, None):
+            params[key] = getattr(spec, attr)
+    return params
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+def _existing_template(client, spec) -> TemplateResult | None:
+    entry = find_vm(client, spec.vmid)
+    if entry is None:
+        return None
+    node = entry["node"]
+    if entry.get("type", "qemu") != "qemu":
+        raise PhoenixError(f"VMID {spec.vmid} is used by a container on node '{node}'; choose another template vmid")
+    config = client.get(f"/nodes/{node}/qemu/{spec.vmid}/config") or {}
+    if not int(config.get("template", 0) or 0):
+        raise PhoenixError(f"VM {spec.vmid} ('{config.get('name', '')}') on node '{node}' exists and is not a "
+                           "template; phoenix will not convert or replace it — choose another template vmid "
+                           "or remove that VM")
+    marker = parse_marker(config.get("description"))
+    return TemplateResult(spec.vmid, node, False, marker.agent_baked if marker else None,
+                          marker.checksum if marker else None,
+                          message=f"template {spec.vmid} ('{config.get('name', '')}') already exists on node "
+                                  f"'{node}'; nothing to do")
+
+
+def _delivery_mode(spec) -> str:
+    return getattr(spec.image, "delivery", None) or "local"
+
+
+def _resolve_checksum(spec, simulated: bool, report: "_Recorder") -> Checksum | None:
+    image = spec.image
+    where = f"template {spec.vmid}: image"
+    if getattr(image, "checksum", None) or not simulated or is_loopback_url(image.checksum_url or ""):
+        return resolve_checksum(image, fetch=fetch_text, where=where)
+    report.simulated(f"checksum list {image.checksum_url} not fetched (no internet in simulator mode); "
+                     "the stand-in image cannot match it, so no upstream checksum is recorded")
+    return None
+
+
+def _stage_on_pve(client, node, storage_id, spec, checksum, report) -> _Staged:
+    filename = delivery.import_filename(image_source_name(spec.image), checksum)
+    volid = f"{storage_id}:import/{filename}"
+    _remove_leftover(client, node, storage_id, volid, report)
+    report.info(f"PVE downloads {spec.image.url} into {volid}"
+                + (f" and verifies its {checksum.algorithm}" if checksum else ""))
+    volid, log = delivery.download_on_pve(client, node, storage_id, spec.image.url, filename, checksum)
+    for line in log:
+        if "simulated" in line.lower():
+            report.simulated(line.split("simulated:", 1)[-1].strip() if "simulated:" in line else line)
+    report.info("the guest agent is not baked in (PVE-side download); cloud-init installs it at first boot")
+    return _Staged(volid, True, False)
+
+
+def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, report, *, simulated: bool,
+                 on_pve_host: bool) -> _Staged:
+    url = spec.image.url
+    name = getattr(spec.image, "file_name", None) or image_source_name(spec.image)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stand_in = simulated and not is_loopback_url(url)
+    if stand_in:
+        image = write_synthetic_qcow2(cache_dir / f"simulated-{name}")
+        report.simulated(f"download of {url} (no internet in simulator mode): a small empty qcow2 stands in")
+    else:
+        if checksum is None:
+            raise PhoenixError(f"template {spec.vmid}: image has no checksum; phoenix verifies every image")
+        image = cache_dir / name
+        with report.progress(f"downloading {name}") as advance:
+            download_verified(url, image, checksum, progress=advance,
+                              on_resume=lambda have: report.info(f"resuming {name} at byte {have}"))
+        report.info(f"{name}: {checksum.algorithm} verified ({checksum.value[:16]}…)")
+    filename = delivery.import_filename(image_source_name(spec.image), checksum)
+    work = cache_dir / f"work-{spec.vmid}-{filename}"
+    packages = list(getattr(spec.customize, "packages", []) or [])
+    commands = list(getattr(spec.customize, "run_commands", []) or [])
+    if stand_in:
+        copy_for_customisation(image, work)
+        args = customize_args(work, packages, commands)
+        mark_agent_installed(work)
+        report.simulated(f"{' '.join(args[:1] + args[3:])} (libguestfs has no real OS to customise in the "
+                         "stand-in image); the image is marked as carrying qemu-guest-agent")
+        baked = True
+    elif libguestfs_available():
+        copy_for_customisation(image, work)
+        report.info(f"customising {filename} with virt-customize (guest agent, {len(packages)} package(s), "
+                    f"{len(commands)} command(s), fresh machine-id)")
+        customize_image(work, packages, commands, report=report.info)
+        baked = True
+    else:
+        if packages or commands:
+            raise PhoenixError(f"template {spec.vmid} declares customize (packages/run_commands) but virt-customize "
+                               "is not installed; install libguestfs-tools or drop customize")
+        report.info("libguestfs (virt-customize) is not installed: the guest agent is not baked in; "
+                    "cloud-init installs it at first boot (apt-get install libguestfs-tools to bake it)")
+        work, baked = image, False
+    upload_checksum = checksum if work == image and checksum is not None else _checksum_of(work)
+    volid = f"{storage_id}:import/{filename}"
+    _remove_leftover(client, node, storage_id, volid, report)
+    try:
+        if on_pve_host:
+            volid = delivery.place_on_host(client, storage_id, work, filename)
+            report.info(f"placed {filename} into storage '{storage_id}' on this host")
+        else:
+            report.info(f"uploading {filename} to storage '{storage_id}' on node '{node}'")
+            volid = delivery.upload(client, node, storage_id, work, filename, upload_checksum)
+    finally:
+        if work != image:
+            work.unlink(missing_ok=True)
+    return _Staged(volid, True, baked)
+
+
+def _checksum_of(path: Path) -> Checksum:
+    return Checksum("sha256", hash_file(path, Checksum("sha256", "")).hexdigest())
+
+
+def _create_template(client, node, spec, staged: _Staged, checksum, report) -> None:
+    description = render_marker(checksum, spec.image.url, staged.agent_baked)
+    params = template_create_params(spec, staged.volid, description, staged.agent_baked)
+    report.info(f"creating VM {spec.vmid} ('{spec.name}') on node '{node}' importing {staged.volid}")
+    client.run_task("POST", f"/nodes/{node}/qemu", **params)
+    report.info(f"converting VM {spec.vmid} to a template")
+    client.run_task("POST", f"/nodes/{node}/qemu/{spec.vmid}/template")
+
+
+def _remove_leftover(client, node, storage_id, volid, report) -> None:
+    """A staging file of the same name can only be an interrupted run's: remove it first."""
+    if delivery.volume_exists(client, node, storage_id, volid):
+        report.info(f"removing leftover staging image {volid}")
+        delivery.remove_volume(client, node, volid)
+
+
+def _remove_staging(client, node, staged: _Staged | None, report) -> None:
+    if staged is not None and staged.placed_by_phoenix:
+        try:
+            delivery.remove_volume(client, node, staged.volid)
+            report.info(f"removed staging image {staged.volid}")
+        except PhoenixError as exc:
+            report.info(f"could not remove staging image {staged.volid}: {exc}")
+
+
+def _clean_up(client, node, vmid: int, staged: _Staged | None, report) -> None:
+    """After a failure: remove the VM this run created (it did not exist before) and the staging image."""
+    try:
+        if find_vm(client, vmid) is not None:
+            report.info(f"removing half-made VM {vmid}")
+            client.run_task("DELETE", f"/nodes/{node}/qemu/{vmid}", purge=1)
+    except PhoenixError as exc:
+        report.info(f"could not remove half-made VM {vmid}: {exc}")
+    _remove_staging(client, node, staged, report)
+
+
+class _Recorder(Reporter):
+    """Wraps the caller's reporter and remembers the ``simulated`` lines for the result."""
+
+    def __init__(self, inner: Reporter):
+        super().__init__(inner.info)
+        self.inner = inner
+        self.simulated_lines: list[str] = []
+
+    def simulated(self, message: str) -> None:
+        self.simulated_lines.append(message)
+        self.inner.simulated(message)
+
+    def progress(self, description: str):
+        return self.inner.progress(description)
