@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["PVEError", "param_error", "Request", "route", "ROUTES"]
+__all__ = ["PVEError", "param_error", "Request", "Paged", "route", "ROUTES"]
 
 
 class PVEError(Exception):
@@ -38,6 +38,14 @@ class PVEError(Exception):
 def param_error(errors: dict[str, str]) -> PVEError:
     """PVE's ``raise_param_exc``: 400 ``Parameter verification failed.`` with per-parameter messages."""
     return PVEError("Parameter verification failed.\n", status=400, errors=dict(errors))
+
+
+@dataclass
+class Paged:
+    """A handler result that also carries PVE's ``total`` (task log, task list): ``{"data": ..., "total": n}``."""
+
+    data: Any
+    total: int
 
 
 @dataclass

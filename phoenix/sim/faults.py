@@ -1,0 +1,156 @@
+"""Fault injection and request statistics (``/_sim/faults``, ``/_sim/stats``).
+
+Tests of phoenix's retry policy and executor need PVE to misbehave on demand: fail the next N
+calls of one endpoint with a PVE-style error, fail the next N tasks of one type with
+``TASK ERROR``, or answer slowly.  The stats let tests assert how many calls a plan made
+(e.g. that reading the inventory is one ``/cluster/resources`` call).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from phoenix.sim.core import PVEError
+
+__all__ = ["Faults", "Stats", "FaultSpecError"]
+
+_ENDPOINT_KEYS = {"endpoint", "count", "status", "message"}
+_TASK_KEYS = {"task_type", "count", "message"}
+
+
+class FaultSpecError(ValueError):
+    """A bad ``POST /_sim/faults`` body; the message names the offending field."""
+
+
+class Faults:
+    """Pending injected faults; each ``take_*`` consumes one."""
+
+    def __init__(self, known_endpoints: set[str]):
+        self._lock = threading.Lock()
+        self._known = known_endpoints
+        self._endpoint: dict[str, list[dict[str, Any]]] = {}
+        self._task: dict[str, list[dict[str, Any]]] = {}
+        self.extra_latency_ms = 0.0
+
+    def add(self, spec: Any) -> dict[str, Any]:
+        """Register one fault from its JSON description; returns the normalised form."""
+        if not isinstance(spec, dict):
+            raise FaultSpecError("fault must be a JSON object")
+        if set(spec) == {"latency_ms"}:
+            latency = _number(spec, "latency_ms", minimum=0)
+            with self._lock:
+                self.extra_latency_ms = latency
+            return {"latency_ms": latency}
+        if "endpoint" in spec:
+            return self._add_endpoint(spec)
+        if "task_type" in spec:
+            return self._add_task(spec)
+        raise FaultSpecError("fault needs one of 'endpoint', 'task_type' or 'latency_ms'")
+
+    def _add_endpoint(self, spec: dict[str, Any]) -> dict[str, Any]:
+        _no_unknown(spec, _ENDPOINT_KEYS)
+        endpoint = spec["endpoint"]
+        if not isinstance(endpoint, str) or endpoint not in self._known:
+            raise FaultSpecError(f"endpoint: unknown endpoint {endpoint!r} (expected 'METHOD /schema/template')")
+        status = int(_number(spec, "status", minimum=400, maximum=599, default=500))
+        message = _message(spec)
+        fault = {"endpoint": endpoint, "count": int(_number(spec, "count", minimum=1, default=1)),
+                 "status": status, "message": message}
+        with self._lock:
+            self._endpoint.setdefault(endpoint, []).append(dict(fault))
+        return fault
+
+    def _add_task(self, spec: dict[str, Any]) -> dict[str, Any]:
+        _no_unknown(spec, _TASK_KEYS)
+        task_type = spec["task_type"]
+        if not isinstance(task_type, str) or not task_type:
+            raise FaultSpecError("task_type: must be a non-empty string such as 'qmclone'")
+        fault = {"task_type": task_type, "count": int(_number(spec, "count", minimum=1, default=1)),
+                 "message": _message(spec)}
+        with self._lock:
+            self._task.setdefault(task_type, []).append(dict(fault))
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._endpoint.clear()
+            self._task.clear()
+            self.extra_latency_ms = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"endpoints": [dict(f) for faults in self._endpoint.values() for f in faults],
+                    "tasks": [dict(f) for faults in self._task.values() for f in faults],
+                    "latency_ms": self.extra_latency_ms}
+
+    def take_endpoint_fault(self, key: str) -> PVEError | None:
+        """The error to answer for this call of ``METHOD template``, consuming one injected failure."""
+        fault = self._take(self._endpoint, key)
+        if fault is None:
+            return None
+        message = fault["message"] if fault["message"].endswith("\n") else fault["message"] + "\n"
+        return PVEError(message, status=fault["status"])
+
+    def take_task_fault(self, task_type: str) -> str | None:
+        fault = self._take(self._task, task_type)
+        return None if fault is None else fault["message"]
+
+    def _take(self, table: dict[str, list[dict[str, Any]]], key: str) -> dict[str, Any] | None:
+        with self._lock:
+            queue = table.get(key)
+            if not queue:
+                return None
+            fault = queue[0]
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                queue.pop(0)
+                if not queue:
+                    del table[key]
+            return fault
+
+
+class Stats:
+    """Counts API calls by ``METHOD template``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"total": sum(self._counts.values()), "by_endpoint": dict(sorted(self._counts.items()))}
+
+
+def _no_unknown(spec: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise FaultSpecError(f"{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _message(spec: dict[str, Any]) -> str:
+    message = spec.get("message", "injected fault")
+    if not isinstance(message, str) or not message.strip():
+        raise FaultSpecError("message: must be a non-empty string")
+    return message
+
+
+def _number(spec: dict[str, Any], key: str, minimum: float | None = None, maximum: float | None = None,
+            default: float | None = None) -> float:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FaultSpecError(f"{key}: must be a number")
+    if minimum is not None and value < minimum:
+        raise FaultSpecError(f"{key}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise FaultSpecError(f"{key}: must be at most {maximum}")
+    return float(value)

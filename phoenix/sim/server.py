@@ -1,0 +1,327 @@
+"""The simulator's HTTPS front: PVE's ``/api2/json`` envelope, errors, auth and routing.
+
+A request goes: parse → authenticate → route (schema template) → inject faults → validate
+(``schema.py``) → call the handler from ``core.ROUTES`` → answer ``{"data": ...}``.  Errors follow
+pve-http-server: reason line = first line of the message, JSON ``{"data":null,"message":...}``
+(+``errors``), bare 401s from the auth handler.  ``/_sim/*`` (no auth) exposes stats and faults.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import ipaddress
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from phoenix.sim.auth import AuthFailure
+from phoenix.sim.core import ROUTES, Paged, PVEError, Request
+from phoenix.sim.faults import FaultSpecError
+from phoenix.sim.schema import Router, validate
+from phoenix.sim.simulator import Settings, Simulator
+from phoenix.sim.tasks import WAIT_FOR_INSTANT_TASKS
+
+__all__ = ["SimServer"]
+
+log = logging.getLogger("phoenix.sim.server")
+
+API_PREFIX = "/api2/json"
+CONTENT_TYPE = "application/json;charset=UTF-8"
+MAX_BODY = 512 * 1024 * 1024
+_ROUTER = Router()
+
+
+def _load_handlers() -> None:
+    import phoenix.sim.handlers  # noqa: F401  (importing registers every handler module)
+
+
+def _not_implemented(method: str, rel: str) -> PVEError:
+    return PVEError(f"Method '{method} {rel}' not implemented", status=501)
+
+
+def _join_repeated(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Repeated form keys are joined with NUL, as pve-http-server's ``extract_params`` does."""
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        params[key] = f"{params[key]}\0{value}" if key in params else value
+    return params
+
+
+def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    if not message.is_multipart():
+        raise PVEError("unable to parse multipart body\n", status=400)
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = (filename, payload)
+        else:
+            fields[name] = payload.decode("utf-8", errors="replace")
+    return fields, files
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server_version = "pve-api-daemon/3.0"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    timeout = 60
+    server: "_HTTPServer"
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # --- responses -------------------------------------------------------------------------------
+    def _send(self, status: int, reason: str, body: bytes, content_type: str = CONTENT_TYPE) -> None:
+        reason = reason.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace").decode("latin-1")
+        self.send_response(status, reason)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=0")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, payload: Any, status: int = 200, reason: str = "OK") -> None:
+        self._send(status, reason, json.dumps(payload, separators=(",", ":")).encode())
+
+    def _send_error(self, error: PVEError) -> None:
+        body: dict[str, Any] = {"data": None, "message": error.message}
+        if error.errors:
+            body["errors"] = error.errors
+        if error.status == 401:
+            time.sleep(self.server.sim.settings.auth_fail_delay)
+        self._send_json(body, error.status, error.reason)
+
+    # --- dispatch --------------------------------------------------------------------------------
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        try:
+            body = self._read_body(method)
+            if url.path.startswith("/_sim/"):
+                self._sim_endpoint(method, url.path, body)
+            elif url.path == API_PREFIX or url.path.startswith(API_PREFIX + "/"):
+                self._api(method, url.path[len(API_PREFIX):] or "/", url.query, body)
+            else:
+                self._send(404, "Not Found", b"")
+        except AuthFailure as failure:
+            if failure.status == 401:
+                time.sleep(self.server.sim.settings.auth_fail_delay)
+            self._send(failure.status, failure.reason, b"")
+        except PVEError as error:
+            self._send_error(error)
+        except (ConnectionError, ssl.SSLError, socket.timeout):
+            self.close_connection = True
+        except Exception as exc:  # a handler bug must never take the server down
+            log.exception("internal error answering %s %s", method, url.path)
+            self._send_error(PVEError(f"{exc}\n" if str(exc) else f"{exc.__class__.__name__}\n", status=500))
+
+    def _read_body(self, method: str) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            raise PVEError("request body too large\n", status=413)
+        body = self.rfile.read(length) if length else b""
+        if method in ("GET", "DELETE") and body:
+            raise PVEError(f"Unexpected content for method '{method}'", status=501)
+        return body
+
+    def _params(self, query: str, body: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+        content_type = self.headers.get("Content-Type", "") or ""
+        params: dict[str, Any] = {}
+        files: dict[str, tuple[str, bytes]] = {}
+        if body:
+            if content_type.startswith("application/json"):
+                try:
+                    decoded = json.loads(body)
+                except ValueError as exc:
+                    raise PVEError(f"unable to parse JSON body - {exc}\n", status=400) from None
+                if not isinstance(decoded, dict):
+                    raise PVEError("JSON body must be an object\n", status=400)
+                params.update(decoded)
+            elif content_type.startswith("multipart/form-data"):
+                fields, files = _parse_multipart(content_type, body)
+                params.update(fields)
+            else:
+                params.update(_join_repeated(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
+        params.update(_join_repeated(parse_qsl(query, keep_blank_values=True)))  # query overrides body
+        params.pop("_dc", None)
+        return params, files
+
+    def _api(self, method: str, rel: str, query: str, body: bytes) -> None:
+        sim = self.server.sim
+        latency = sim.settings.latency_ms + sim.faults.extra_latency_ms
+        if latency > 0:
+            time.sleep(latency / 1000.0)
+        matched = _ROUTER.match(rel)
+        endpoint = matched[2].get(method) if matched else None
+        sim.stats.count(f"{method} {matched[0]}" if matched else f"{method} {rel}")
+        public = rel.rstrip("/") == "/access/ticket" and method in ("GET", "POST")
+        user = "root@pam"
+        if not public or (self.headers.get("Authorization") or "").startswith("PVEAPIToken="):
+            user = sim.auth.authenticate(method, self.headers, endpoint.allowtoken if endpoint else True, rel).user
+        if endpoint is None:
+            raise _not_implemented(method, rel)
+        template, path_params, _ = matched
+        handler = ROUTES.get((method, template))
+        if handler is None:
+            raise _not_implemented(method, rel)
+        fault = sim.faults.take_endpoint_fault(f"{method} {template}")
+        if fault is not None:
+            raise fault
+        raw_params, files = self._params(query, body)
+        params = validate(endpoint, raw_params, path_params)
+        request = Request(method=method, template=template, path_params=path_params, params=params,
+                          user=user, sim=sim, raw_body=body, files=files)
+        sim.refresh()
+        sim.tasks.begin_request()
+        try:
+            result = handler(request)
+        finally:
+            spawned = sim.tasks.end_request()
+        if sim.settings.task_scale == 0:
+            for task in spawned:
+                task.done.wait(WAIT_FOR_INSTANT_TASKS)
+        if isinstance(result, Paged):
+            self._send_json({"data": result.data, "total": result.total})
+        else:
+            self._send_json({"data": result})
+
+    # --- /_sim -----------------------------------------------------------------------------------
+    def _sim_endpoint(self, method: str, path: str, body: bytes) -> None:
+        sim = self.server.sim
+        if not ipaddress.ip_address(self.client_address[0].split("%")[0]).is_loopback:
+            self._send_json({"error": "/_sim is only available from loopback"}, 403, "Forbidden")
+            return
+        path = path.rstrip("/")
+        if path == "/_sim/stats" and method == "GET":
+            self._send_json(sim.stats.snapshot())
+        elif path == "/_sim/stats/reset" and method == "POST":
+            sim.stats.reset()
+            self._send_json(sim.stats.snapshot())
+        elif path == "/_sim/faults" and method == "GET":
+            self._send_json(sim.faults.snapshot())
+        elif path == "/_sim/faults" and method == "DELETE":
+            sim.faults.clear()
+            self._send_json(sim.faults.snapshot())
+        elif path == "/_sim/faults" and method == "POST":
+            try:
+                spec = json.loads(body or b"null")
+                specs = spec if isinstance(spec, list) else [spec]
+                added = [sim.faults.add(item) for item in specs]
+            except (ValueError, FaultSpecError) as exc:
+                self._send_json({"error": str(exc)}, 400, "Bad Request")
+                return
+            self._send_json({"added": added})
+        else:
+            self._send_json({"error": f"no such simulator endpoint: {method} {path}"}, 404, "Not Found")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sim: Simulator
+
+
+class SimServer:
+    """A started-on-demand simulated PVE over HTTPS; use as a context manager or start()/stop()."""
+
+    def __init__(self, data_dir: Path | str, nodes: list[str] | None = None, host: str = "127.0.0.1",
+                 port: int = 0, latency_ms: float = 0.0, task_scale: float = 0.0,
+                 auth_fail_delay: float = 3.0, agent_boot_seconds: float = 3.0):
+        _load_handlers()
+        settings = Settings(nodes=list(nodes or ["pve"]), data_dir=Path(data_dir), task_scale=float(task_scale),
+                            latency_ms=float(latency_ms), agent_boot_seconds=float(agent_boot_seconds),
+                            auth_fail_delay=float(auth_fail_delay))
+        self.sim = Simulator(settings)
+        self.host = host
+        self._requested_port = port
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- what callers use ------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("SimServer is not started")
+        return self._httpd.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.sim.tls.ca_file)
+
+    @property
+    def api_token(self) -> str:
+        return self.sim.credentials.api_token
+
+    @property
+    def root_password(self) -> str:
+        return self.sim.credentials.root_password
+
+    def start(self) -> "SimServer":
+        if self._httpd is not None:
+            return self
+        server_class = type("_SimHTTPServer", (_HTTPServer,),
+                            {"address_family": socket.AF_INET6 if ":" in self.host else socket.AF_INET})
+        httpd = server_class((self.host, self._requested_port), _RequestHandler, bind_and_activate=True)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.sim.tls.cert_file, self.sim.tls.key_file)
+        # handshake in the connection's own thread, so one slow client cannot block accept()
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+        httpd.sim = self.sim
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"sim-server-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.sim.tasks.wait_idle(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> "SimServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
