@@ -1,0 +1,194 @@
+"""One VM's configuration file: main section, ``[PENDING]``, ``[special:cloudinit]``, and its digest.
+
+Values are kept as the strings PVE writes into ``/etc/pve/nodes/<node>/qemu-server/<vmid>.conf``;
+:func:`render_config` prints the file exactly like ``write_vm_config`` (description as ``#``
+comments, keys sorted, sections appended) and the digest is ``sha1`` of that text, so any change
+— a pending value, a lock — changes it, as on PVE.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+__all__ = [
+    "VM", "render_config", "DRIVE_KEY_RE", "is_drive_key", "drive_keys", "parse_pending_delete",
+    "format_pending_delete", "typed_config", "CLOUDINIT_OPTIONS", "cloudinit_pending_properties",
+    "encode_text", "MASKED_PASSWORD",
+]
+
+MASKED_PASSWORD = "**********"
+DRIVE_KEY_RE = re.compile(r"^(?:ide[0-3]|sata[0-5]|scsi(?:[0-9]|[12][0-9]|30)|virtio(?:[0-9]|1[0-5])|efidisk0|tpmstate0|unused\d+)$")
+BOOT_BUS_ORDER = ("ide", "sata", "scsi", "virtio")
+CLOUDINIT_OPTIONS = ("cicustom", "cipassword", "citype", "ciupgrade", "ciuser", "nameserver",
+                     "searchdomain", "sshkeys") + tuple(f"ipconfig{i}" for i in range(32))
+
+
+def is_drive_key(key: str) -> bool:
+    return bool(DRIVE_KEY_RE.match(key)) and not key.startswith("unused")
+
+
+def drive_keys(conf: dict[str, str]) -> list[str]:
+    """Drive keys of ``conf`` in PVE's boot-candidate order (ide, sata, scsi, virtio, then others)."""
+    def order(key: str) -> tuple[int, int]:
+        bus = re.match(r"^[a-z]+", key).group(0)
+        num = int(key[len(bus):] or 0)
+        return (BOOT_BUS_ORDER.index(bus) if bus in BOOT_BUS_ORDER else len(BOOT_BUS_ORDER), num)
+    return sorted((k for k in conf if is_drive_key(k)), key=order)
+
+
+def cloudinit_pending_properties() -> set[str]:
+    """Keys whose change makes the generated cloud-init image stale (qemu-server's list)."""
+    return set(CLOUDINIT_OPTIONS) | {"name"} | {f"net{i}" for i in range(32)}
+
+
+def encode_text(text: str) -> str:
+    """PVE::Tools::encode_text: percent-encode control/high-bit characters and ':'."""
+    return "".join(c if 0x20 <= ord(c) <= 0x7E and c != ":" else
+                   "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
+def parse_pending_delete(text: str | None) -> dict[str, bool]:
+    """``"a,!b"`` → ``{"a": False, "b": True}`` (True = force)."""
+    result: dict[str, bool] = {}
+    for item in re.split(r"[,;\s]+", text or ""):
+        if not item:
+            continue
+        force = item.startswith("!")
+        result[item.lstrip("!")] = force
+    return result
+
+
+def format_pending_delete(items: dict[str, bool]) -> str:
+    return ",".join(("!" if force else "") + key for key, force in items.items())
+
+
+@dataclass
+class VM:
+    """A VM as its config file plus the runtime facts PVE keeps outside it (running, pid)."""
+
+    vmid: int
+    node: str
+    conf: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, str] = field(default_factory=dict)      # includes "delete" like PVE's file
+    cloudinit: dict[str, str] = field(default_factory=dict)    # [special:cloudinit]
+    status: str = "stopped"
+    started_at: float | None = None
+    pid: int | None = None
+    agent_device: bool = False            # agent enabled when the VM was started
+    agent_installed: bool = False         # the booted guest has qemu-guest-agent
+    boot_network: dict[str, Any] = field(default_factory=dict)   # what the guest configured at boot
+    ci_generated: dict[str, str] = field(default_factory=dict)   # last generated cloud-init files
+
+    # --- file ------------------------------------------------------------------------------------
+    def render(self) -> str:
+        return render_config(self.conf, self.pending, self.cloudinit)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha1(self.render().encode()).hexdigest()
+
+    @property
+    def is_template(self) -> bool:
+        return str(self.conf.get("template", "0")) == "1"
+
+    @property
+    def lock(self) -> str | None:
+        return self.conf.get("lock")
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def merged_conf(self) -> dict[str, str]:
+        """Main section with pending values merged in and pending deletions removed (GET config)."""
+        merged = dict(self.conf)
+        for key, value in self.pending.items():
+            if key != "delete":
+                merged[key] = value
+        for key in parse_pending_delete(self.pending.get("delete")):
+            merged.pop(key, None)
+        return merged
+
+    def pending_deletes(self) -> dict[str, bool]:
+        return parse_pending_delete(self.pending.get("delete"))
+
+    def set_pending_deletes(self, items: dict[str, bool]) -> None:
+        if items:
+            self.pending["delete"] = format_pending_delete(items)
+        else:
+            self.pending.pop("delete", None)
+
+    def uptime(self) -> int:
+        return int(time.time() - self.started_at) if self.running and self.started_at else 0
+
+    # --- persistence -----------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vmid": self.vmid, "node": self.node, "conf": self.conf, "pending": self.pending,
+            "cloudinit": self.cloudinit, "status": self.status, "started_at": self.started_at,
+            "pid": self.pid, "agent_device": self.agent_device, "agent_installed": self.agent_installed,
+            "boot_network": self.boot_network, "ci_generated": self.ci_generated,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "VM":
+        return cls(**data)
+
+
+def _raw_section(conf: dict[str, str], pending: bool = False) -> str:
+    raw = ""
+    descr = conf.get("description")
+    if descr is not None:
+        if descr:
+            raw += "".join("#" + encode_text(line) + "\n" for line in descr.split("\n"))
+        elif pending:
+            raw += "#\n"
+    for key in sorted(conf):
+        if key in ("digest", "description"):
+            continue
+        raw += f"{key}: {conf[key]}\n"
+    return raw
+
+
+def render_config(conf: dict[str, str], pending: dict[str, str] | None = None,
+                  cloudinit: dict[str, str] | None = None) -> str:
+    """The config file text, as ``PVE::QemuServer::write_vm_config`` prints it."""
+    raw = _raw_section(conf)
+    if pending:
+        raw += "\n[PENDING]\n" + _raw_section(pending, pending=True)
+    if cloudinit:
+        raw += "\n[special:cloudinit]\n" + _raw_section(cloudinit)
+    return raw
+
+
+@functools.cache
+def _config_types() -> dict[str, str]:
+    text = resources.files("phoenix.sim").joinpath("data/api-schema-subset.json").read_text()
+    schema = json.loads(text)
+    props = schema["endpoints"]["/nodes/{node}/qemu/{vmid}/config"]["GET"]["returns"]["properties"]
+    return {key.replace("[n]", ""): spec.get("type", "string") for key, spec in props.items()}
+
+
+def _key_type(key: str) -> str:
+    types = _config_types()
+    if key in types:
+        return types[key]
+    return types.get(re.sub(r"\d+$", "", key), "string")
+
+
+def typed_config(conf: dict[str, str]) -> dict[str, Any]:
+    """Integer and boolean options as JSON numbers (PVE's ``check_type``); everything else strings."""
+    result: dict[str, Any] = {}
+    for key, value in conf.items():
+        if _key_type(key) in ("integer", "boolean") and re.fullmatch(r"-?\d+", str(value)):
+            result[key] = int(value)
+        else:
+            result[key] = str(value)
+    return result
