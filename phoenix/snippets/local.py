@@ -1,0 +1,50 @@
+"""``local`` backend: phoenix runs on the PVE node and writes into the storage's directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from phoenix.snippets.base import check_name, require_content, snippets_directory, volid_for
+
+__all__ = ["LocalSnippets"]
+
+
+class LocalSnippets:
+    """Write snippet files into ``<storage path>/snippets`` on this machine (temp file + rename)."""
+
+    def __init__(self, client, storage_roots: Mapping[str, Path | str] | None = None):
+        self.client = client
+        self.storage_roots = dict(storage_roots or {})
+
+    def _dir(self, node: str, storage: str) -> Path:
+        require_content(self.client, node, storage, "snippets")
+        return Path(snippets_directory(self.client, storage, self.storage_roots))
+
+    def put(self, node: str, storage: str, name: str, content: bytes) -> str:
+        directory = self._dir(node, storage)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{check_name(name)}.", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)          # user-data may carry a password hash
+            os.replace(tmp, directory / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return volid_for(storage, name)
+
+    def remove(self, node: str, storage: str, name: str) -> None:
+        (Path(snippets_directory(self.client, storage, self.storage_roots)) / check_name(name)).unlink(missing_ok=True)
+
+    def exists(self, node: str, storage: str, name: str) -> bool:
+        return (Path(snippets_directory(self.client, storage, self.storage_roots)) / check_name(name)).is_file()
+
+    def read(self, node: str, storage: str, name: str) -> bytes | None:
+        path = Path(snippets_directory(self.client, storage, self.storage_roots)) / check_name(name)
+        return path.read_bytes() if path.is_file() else None

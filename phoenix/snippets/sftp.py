@@ -1,0 +1,162 @@
+"""``sftp`` backend: write snippets into the node's storage directory over SSH (paramiko).
+
+The node's host key must already be in known_hosts: an unknown host is an error that says how to
+add the key after checking it, never a silent accept (that would hand user-data with password
+hashes to whoever answers on the address).  Authentication uses ssh-agent or a key file.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import socket
+import uuid
+from pathlib import Path
+from typing import Mapping
+
+import paramiko
+
+from phoenix.errors import PhoenixError
+from phoenix.snippets.base import check_name, require_content, snippets_directory, volid_for
+
+__all__ = ["SftpSnippets", "SftpTarget"]
+
+
+class SftpTarget:
+    """Where and how to log in: ``host`` None means the node's own name."""
+
+    def __init__(self, host: str | None = None, port: int = 22, username: str = "root",
+                 key_file: str | Path | None = None, known_hosts: str | Path | None = None, timeout: float = 15.0):
+        self.host = host
+        self.port = port
+        self.username = username
+        self.key_file = str(Path(key_file).expanduser()) if key_file else None
+        self.known_hosts = Path(known_hosts or "~/.ssh/known_hosts").expanduser()
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings) -> "SftpTarget":
+        """From the desired state's ``vm_defaults.sftp`` (host, port, username, key_file, known_hosts)."""
+        return cls(settings.host, settings.port, settings.username, settings.key_file, settings.known_hosts)
+
+
+class SftpSnippets:
+    """One SSH connection per node, opened on first use; close with :meth:`close`."""
+
+    def __init__(self, client, target: SftpTarget, storage_roots: Mapping[str, Path | str] | None = None):
+        self.client = client
+        self.target = target
+        self.storage_roots = dict(storage_roots or {})
+        self._ssh: dict[str, paramiko.SSHClient] = {}
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def _sftp(self, node: str) -> paramiko.SFTPClient:
+        if node not in self._ssh:
+            self._ssh[node] = self._connect(self.target.host or node)
+        return self._ssh[node].open_sftp()
+
+    def _connect(self, host: str) -> paramiko.SSHClient:
+        target = self.target
+        shown = host if target.port == 22 else f"[{host}]:{target.port}"
+        ssh = paramiko.SSHClient()
+        if target.known_hosts.exists():
+            ssh.load_host_keys(str(target.known_hosts))
+        ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
+        keyscan = f"ssh-keyscan -p {target.port} {host}" if target.port != 22 else f"ssh-keyscan {host}"
+        try:
+            ssh.connect(host, port=target.port, username=target.username, key_filename=target.key_file,
+                        allow_agent=True, look_for_keys=target.key_file is None, timeout=target.timeout,
+                        banner_timeout=target.timeout, auth_timeout=target.timeout)
+        except paramiko.BadHostKeyException:
+            ssh.close()
+            raise PhoenixError(f"sftp: the host key of {shown} does not match the one in {target.known_hosts}; "
+                               "if the node was reinstalled, remove the old entry (ssh-keygen -R) and add the new "
+                               "one after verifying it") from None
+        except paramiko.SSHException as exc:
+            ssh.close()
+            if "not found in known_hosts" in str(exc):
+                raise PhoenixError(f"sftp: host {shown} is not in {target.known_hosts}; verify its key and add it "
+                                   f"with: {keyscan} >> {target.known_hosts}") from None
+            if isinstance(exc, paramiko.AuthenticationException):
+                raise PhoenixError(f"sftp: authentication as {target.username}@{shown} failed (key file: "
+                                   f"{target.key_file or 'ssh-agent / ~/.ssh keys'})") from None
+            raise PhoenixError(f"sftp: cannot connect to {shown}: {exc}") from None
+        except (OSError, socket.timeout) as exc:
+            ssh.close()
+            raise PhoenixError(f"sftp: cannot connect to {shown}: {exc.strerror or type(exc).__name__}") from None
+        return ssh
+
+    def close(self) -> None:
+        for ssh in self._ssh.values():
+            ssh.close()
+        self._ssh.clear()
+
+    def __enter__(self) -> "SftpSnippets":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- backend interface ------------------------------------------------------------------------
+
+    def _remote_path(self, storage: str, name: str) -> str:
+        return posixpath.join(snippets_directory(self.client, storage, self.storage_roots), check_name(name))
+
+    def put(self, node: str, storage: str, name: str, content: bytes) -> str:
+        require_content(self.client, node, storage, "snippets")
+        path = self._remote_path(storage, name)
+        directory = posixpath.dirname(path)
+        tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        with self._sftp(node) as sftp:
+            _mkdirs(sftp, directory)
+            try:
+                with sftp.open(tmp, "wb") as handle:
+                    handle.write(content)
+                    handle.flush()
+                sftp.chmod(tmp, 0o600)
+                sftp.posix_rename(tmp, path)
+            except BaseException:
+                try:
+                    sftp.remove(tmp)
+                except OSError:
+                    pass
+                raise
+        return volid_for(storage, name)
+
+    def remove(self, node: str, storage: str, name: str) -> None:
+        with self._sftp(node) as sftp:
+            try:
+                sftp.remove(self._remote_path(storage, name))
+            except FileNotFoundError:
+                pass
+
+    def exists(self, node: str, storage: str, name: str) -> bool:
+        with self._sftp(node) as sftp:
+            try:
+                sftp.stat(self._remote_path(storage, name))
+                return True
+            except FileNotFoundError:
+                return False
+
+    def read(self, node: str, storage: str, name: str) -> bytes | None:
+        with self._sftp(node) as sftp:
+            try:
+                with sftp.open(self._remote_path(storage, name), "rb") as handle:
+                    return handle.read()
+            except FileNotFoundError:
+                return None
+
+
+def _mkdirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+    """``mkdir -p`` over SFTP (the snippets directory may not exist on a fresh storage)."""
+    parts: list[str] = []
+    current = directory
+    while current not in ("", "/"):
+        try:
+            sftp.stat(current)
+            break
+        except FileNotFoundError:
+            parts.append(current)
+            current = posixpath.dirname(current)
+    for path in reversed(parts):
+        sftp.mkdir(path)
