@@ -125,13 +125,13 @@ def _split_defaults(raw: Any, result: LegacyResult) -> tuple[Any, dict[str, Any]
 
 def _template(entry: dict[str, Any], original: str, index: int, result: LegacyResult) -> dict[str, Any]:
     native_path = join_path("templates", index)
+    result.origins[join_path(native_path, "image")] = join_path(original, "template_image")
     template: dict[str, Any] = {}
     for key, value in entry.items():
         path = join_path(original, key)
         if key == "is_template":
             continue
         if key == "template_image":
-            result.origins[join_path(native_path, "image")] = path
             if isinstance(value, str) and value.startswith(("http://", "https://")):
                 base = value.rsplit("/", 1)[0] + "/"
                 template["image"] = {"url": value, "checksum_url": base + "SHA256SUMS"}
@@ -201,7 +201,7 @@ def _resolve_default_template(vms: list[Any], templates: list[Any], name: Any, r
             continue
         if match is None:
             result.problems.append(Problem(
-                result.translate(join_path("vms", index)),
+                result.translate(join_path(join_path("vms", index), "clone_from_vmid")),
                 f"no clone_from_vmid, and vm_defaults.template {name!r} names no template in this file"))
         else:
             vm["clone_from_vmid"] = match

@@ -85,7 +85,9 @@ def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] 
     try:
         model = DesiredIn.model_validate(data)
     except ValidationError as exc:
-        problems += [Problem(where(p.path), p.message) for p in pydantic_problems(exc)]
+        reported = {p.path for p in problems}  # the legacy reader already explained these paths
+        problems += [Problem(where(p.path), p.message) for p in pydantic_problems(exc)
+                     if where(p.path) not in reported]
     features = available_features(base_dir)
     if isinstance(data, dict):
         problems += cross_check(data, frozenset(existing_templates), features, where)
