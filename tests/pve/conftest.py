@@ -18,27 +18,27 @@ class SimControl:
     def __init__(self, server):
         self.server = server
         self.session = requests.Session()
-        self.session.verify = str(server.ca_file)
+        self.verify = str(server.ca_file)  # per call: a session default loses to REQUESTS_CA_BUNDLE
 
     def _url(self, path: str) -> str:
         return f"{self.server.endpoint}/_sim/{path}"
 
     def stats(self) -> dict:
-        response = self.session.get(self._url("stats"), timeout=10)
+        response = self.session.get(self._url("stats"), timeout=10, verify=self.verify)
         response.raise_for_status()
         return response.json()
 
     def reset_stats(self) -> None:
-        self.session.post(self._url("stats/reset"), timeout=10).raise_for_status()
+        self.session.post(self._url("stats/reset"), timeout=10, verify=self.verify).raise_for_status()
 
     def fault(self, **spec) -> None:
-        self.session.post(self._url("faults"), json=spec, timeout=10).raise_for_status()
+        self.session.post(self._url("faults"), json=spec, timeout=10, verify=self.verify).raise_for_status()
 
     def clear_faults(self) -> None:
-        self.session.delete(self._url("faults"), timeout=10).raise_for_status()
+        self.session.delete(self._url("faults"), timeout=10, verify=self.verify).raise_for_status()
 
 
-def token_settings(server, **overrides) -> ConnectionSettings:
+def _token_settings(server, **overrides) -> ConnectionSettings:
     env = {"PROXMOX_VE_ENDPOINT": server.endpoint, "PROXMOX_VE_API_TOKEN": server.api_token,
            "PROXMOX_VE_CA_FILE": str(server.ca_file)}
     env.update(overrides)
@@ -54,11 +54,33 @@ def sim_control(sim_server):
 
 
 @pytest.fixture
+def token_settings():
+    """Factory: ConnectionSettings for a SimServer (token, verified TLS), with env overrides."""
+    return _token_settings
+
+
+@pytest.fixture
+def fast_policy():
+    return FAST
+
+
+@pytest.fixture
 def client(sim_server):
-    with PVEClient.connect(token_settings(sim_server), policy=FAST) as pve:
+    with PVEClient.connect(_token_settings(sim_server), policy=FAST) as pve:
         yield pve
 
 
-def create_vm(client: PVEClient, vmid: int, node: str = "pve", **params) -> None:
-    """A small disk-less VM: enough for config, status and inventory tests."""
+def _create_vm(client: PVEClient, vmid: int, node: str = "pve", **params) -> None:
     client.run_task("POST", f"/nodes/{node}/qemu", vmid=vmid, name=f"vm-{vmid}", memory=512, **params)
+
+
+@pytest.fixture
+def create_vm():
+    """Factory: a small disk-less VM — enough for config, status and inventory tests."""
+    return _create_vm
+
+
+@pytest.fixture
+def sim_control_for():
+    """Factory: a SimControl for any SimServer (closed by the caller)."""
+    return SimControl
