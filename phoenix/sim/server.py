@@ -70,6 +70,7 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
         filename = part.get_filename()
         if filename is not None:
             files[name] = (filename, payload)
+            fields[name] = filename          # PVE passes the client's file name as the parameter
         else:
             fields[name] = payload.decode("utf-8", errors="replace")
     return fields, files

@@ -1,0 +1,91 @@
+"""Shared fixtures: a real simulated PVE over HTTPS and proxmoxer clients talking to it.
+
+``sim_server`` is function-scoped (a fresh cluster per test, task_scale 0, no 401 delay); the
+TLS material and credentials are generated once per session and copied into each data dir so a
+fresh server starts in milliseconds.  ``sim_server_session`` shares one server for read-mostly tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from proxmoxer import ProxmoxAPI
+
+from phoenix.sim.server import SimServer
+
+_SEED_FILES = ("tls", "credentials.json", "authkey.pem")
+
+
+@pytest.fixture(scope="session")
+def _sim_seed_dir(tmp_path_factory) -> Path:
+    """A data dir whose TLS files and credentials are reused by every test server."""
+    seed = tmp_path_factory.mktemp("sim-seed")
+    SimServer(seed / "data", auth_fail_delay=0)          # creating the Simulator generates the files
+    return seed / "data"
+
+
+def _fresh_data_dir(seed: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _SEED_FILES:
+        source = seed / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def start_sim_server(data_dir: Path, **kwargs) -> SimServer:
+    """A started SimServer with test defaults (task_scale 0, no auth-failure delay); caller stops it."""
+    kwargs.setdefault("task_scale", 0.0)
+    kwargs.setdefault("auth_fail_delay", 0.0)
+    kwargs.setdefault("nodes", ["pve"])
+    return SimServer(data_dir, host="127.0.0.1", port=0, **kwargs).start()
+
+
+def proxmox_client(server: SimServer, ticket: bool = False, timeout: int = 30) -> ProxmoxAPI:
+    """A proxmoxer client for ``server``: API token by default, or root@pam password (ticket) auth."""
+    host = server.endpoint[len("https://"):]
+    if ticket:
+        return ProxmoxAPI(host, user="root@pam", password=server.root_password,
+                          verify_ssl=server.ca_file, timeout=timeout)
+    user_and_id, _, secret = server.api_token.partition("=")
+    user, _, token_name = user_and_id.partition("!")
+    return ProxmoxAPI(host, user=user, token_name=token_name, token_value=secret,
+                      verify_ssl=server.ca_file, timeout=timeout)
+
+
+@pytest.fixture
+def sim_server(tmp_path, _sim_seed_dir):
+    """A started simulator with one node ``pve`` in a fresh data dir (function-scoped)."""
+    server = start_sim_server(_fresh_data_dir(_sim_seed_dir, tmp_path / "sim"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sim_server_session(tmp_path_factory, _sim_seed_dir):
+    """One simulator shared by a whole session, for tests that do not depend on a pristine cluster."""
+    server = start_sim_server(_fresh_data_dir(_sim_seed_dir, tmp_path_factory.mktemp("sim-session") / "sim"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxmox(sim_server) -> ProxmoxAPI:
+    """proxmoxer with token auth against ``sim_server``, TLS verified with its CA."""
+    return proxmox_client(sim_server)
+
+
+@pytest.fixture
+def proxmox_ticket(sim_server) -> ProxmoxAPI:
+    """proxmoxer with root@pam password (ticket + CSRF) auth against ``sim_server``."""
+    return proxmox_client(sim_server, ticket=True)
+
+
+@pytest.fixture
+def proxmox_for():
+    """Factory: ``proxmox_for(server, ticket=False)`` for servers a test starts itself."""
+    return proxmox_client
