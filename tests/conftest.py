@@ -86,6 +86,21 @@ def proxmox_ticket(sim_server) -> ProxmoxAPI:
 
 
 @pytest.fixture
+def start_sim():
+    """Factory: ``start_sim(data_dir, **SimServer kwargs)`` → a started server, stopped after the test."""
+    started: list[SimServer] = []
+
+    def start(data_dir: Path, **kwargs) -> SimServer:
+        server = start_sim_server(Path(data_dir), **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
 def proxmox_for():
     """Factory: ``proxmox_for(server, ticket=False)`` for servers a test starts itself."""
     return proxmox_client
