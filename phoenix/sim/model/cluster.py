@@ -38,7 +38,7 @@ class Cluster:
         self.vms = vms
         self.volumes: dict[tuple[str, str], Volume] = {(v.node, v.volid): v for v in volumes}
         self.created = created
-        self.layout = StorageLayout(self.data_dir)
+        self.layout = StorageLayout(self.data_dir, self.nodes[0])
 
     # --- construction / persistence --------------------------------------------------------------
     @classmethod

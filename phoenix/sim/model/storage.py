@@ -124,16 +124,22 @@ def file_volume_format(content: str, name: str) -> str:
 
 
 class StorageLayout:
-    """Where the real directories of file-based storages live inside the simulator's data dir."""
+    """Where the real directories of file-based storages live inside the simulator's data dir.
 
-    def __init__(self, data_dir: Path):
+    ``<data>/storage/<storage>`` is the shared storage's directory and the node-local storage's
+    directory on the **first** node (what ``Simulator.storage_dir(storage)`` returns); other nodes
+    get ``<data>/storage/<storage>@<node>``, so a snippet written on one node is not seen on another.
+    """
+
+    def __init__(self, data_dir: Path, first_node: str):
         self.data_dir = Path(data_dir)
+        self.first_node = first_node
 
     def root(self, storage: str, node: str, shared: bool) -> Path:
-        """``<data>/storage/<storage>`` for shared storages, ``<data>/storage/<storage>/<node>`` else."""
-        base = self.data_dir / "storage" / storage
-        path = base if shared else base / node
-        return path
+        base = self.data_dir / "storage"
+        if shared or node == self.first_node:
+            return base / storage
+        return base / f"{storage}@{node}"
 
     def content_dir(self, storage: str, node: str, shared: bool, content: str) -> Path:
         path = self.root(storage, node, shared) / FILE_CONTENT_DIRS[content]

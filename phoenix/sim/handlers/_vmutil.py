@@ -1,0 +1,182 @@
+"""Helpers the VM handlers share: lookups, lock checks, status views, start/stop and cloud-init regeneration.
+
+Start and stop live here (not in one handler) because create (``start=1``) and the status
+endpoints both run them inside their tasks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import time
+from typing import Any
+from urllib.parse import unquote
+
+from phoenix.pve import propstr
+from phoenix.sim.core import PVEError, Request
+from phoenix.sim.model import cloudinit, guest
+from phoenix.sim.model.pending import apply_pending, has_cloudinit_drive
+from phoenix.sim.model.storage import split_volid
+from phoenix.sim.model.vm import VM
+
+__all__ = ["vm_of", "check_lock", "validate_sshkeys", "spawn", "vm_status", "regenerate_cloudinit",
+           "start_vm", "stop_vm", "boot_disk_size", "assert_root_for_skiplock", "SSH_KEY_TYPES"]
+
+SSH_KEY_TYPES = ("ssh-rsa", "ssh-dss", "ssh-ed25519", "ssh-ed448", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                 "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+DEFAULT_MEMORY_MB = 512
+
+
+def vm_of(req: Request) -> VM:
+    """The VM of the request path (node checked first, then the config file on that node)."""
+    cluster = req.sim.model
+    cluster.require_node(req.node)
+    return cluster.vm_on(req.node, req.vmid)
+
+
+def check_lock(vm: VM, skiplock: bool = False, allow: tuple[str, ...] = ()) -> None:
+    if vm.lock and not skiplock and vm.lock not in allow:
+        raise PVEError(f"VM is locked ({vm.lock})\n")
+
+
+def assert_root_for_skiplock(req: Request) -> bool:
+    skiplock = bool(req.params.get("skiplock"))
+    if skiplock and req.user != "root@pam":
+        from phoenix.sim.core import param_error
+        raise param_error({"skiplock": "Only root may use this option."})
+    return skiplock
+
+
+def validate_sshkeys(encoded: str) -> None:
+    """What ``ssh-keygen -l`` accepts per line: ``[options] <type> <base64 blob> [comment]``."""
+    for line in unquote(encoded).split("\n"):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        while words and words[0] not in SSH_KEY_TYPES:
+            words.pop(0)  # authorized_keys options before the key type
+        if len(words) < 2:
+            raise PVEError("SSH public key validation error\n")
+        try:
+            blob = base64.b64decode(words[1], validate=True)
+        except (binascii.Error, ValueError):
+            raise PVEError("SSH public key validation error\n") from None
+        if len(blob) < 4 or blob[4:4 + int.from_bytes(blob[:4], "big")].decode(errors="replace") != words[0]:
+            raise PVEError("SSH public key validation error\n")
+
+
+def spawn(req: Request, task_type: str, task_id: Any, work) -> str:
+    return req.sim.tasks.spawn(req.node, task_type, str(task_id), req.user, work)
+
+
+def boot_disk_size(conf: dict[str, str]) -> int:
+    key = guest.boot_disk_key(conf)
+    if key is None:
+        return 0
+    size = propstr.parse_drive(conf[key]).get("size")
+    return propstr.parse_size(size) if size else 0
+
+
+def vm_status(vm: VM, full: bool = False) -> dict[str, Any]:
+    """vmstatus entry (``/nodes/{node}/qemu``, ``status/current``)."""
+    conf = vm.conf
+    memory = int(propstr.parse(conf.get("memory", str(DEFAULT_MEMORY_MB)), default_key="current").get("current", DEFAULT_MEMORY_MB))
+    cpus = int(conf.get("vcpus") or int(conf.get("sockets", 1)) * int(conf.get("cores", 1)))
+    running = vm.running
+    status: dict[str, Any] = {
+        "vmid": vm.vmid, "status": vm.status, "name": conf.get("name", f"VM {vm.vmid}"), "cpus": cpus,
+        "maxmem": memory << 20, "mem": (memory << 20) // 4 if running else 0, "maxdisk": boot_disk_size(conf),
+        "disk": 0, "cpu": 0.012 if running else 0, "uptime": vm.uptime(), "netin": 0, "netout": 0,
+        "diskread": 0, "diskwrite": 0,
+    }
+    if running:
+        status["pid"] = vm.pid
+    if vm.is_template:
+        status["template"] = 1
+    if vm.lock:
+        status["lock"] = vm.lock
+    if conf.get("tags"):
+        status["tags"] = conf["tags"]
+    if full:
+        status["qmpstatus"] = vm.status
+        status["ha"] = {"managed": 0}
+        if guest.agent_enabled(conf):
+            status["agent"] = 1
+        if running:
+            status["running-machine"] = "pc-i440fx-9.2+pve1"
+            status["running-qemu"] = "9.2.0"
+    return status
+
+
+def _read_snippet(cluster: Any, node: str, volid: str) -> str:
+    sid, volname = split_volid(volid)
+    cluster.storage(sid)
+    if not volname.startswith("snippets/"):
+        raise PVEError(f"{volid} is not in the snippets directory\n")
+    found = cluster.file_path(node, volid)
+    if found is None or not found[0].is_file():
+        raise PVEError(f"can't open '{cluster.pve_path(sid, volname)}' - No such file or directory\n")
+    with open(found[0], "rb") as handle:
+        return handle.read(cloudinit.SNIPPET_MAX).decode("utf-8", errors="replace")
+
+
+def regenerate_cloudinit(cluster: Any, vm: VM, log=lambda line: None) -> None:
+    """Write the cloud-init drive (start, PUT cloudinit): files stored on the VM, special section cleared."""
+    if not has_cloudinit_drive(vm.conf):
+        return
+    log("generating cloud-init ISO")
+    vm.ci_generated = cloudinit.generate(vm.conf, vm.vmid, lambda volid: _read_snippet(cluster, vm.node, volid))
+    vm.cloudinit = {}
+
+
+def start_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False) -> None:
+    """``vm_start``: checks, pending applied, cloud-init regenerated, then the guest boots."""
+    with sim.locks.vm(vmid):
+        with sim.mutex:
+            cluster = sim.model
+            vm = cluster.vm_on(node, vmid)
+            if vm.is_template:
+                raise PVEError("you can't start a vm if it's a template\n")
+            check_lock(vm, skiplock, allow=("suspended",))
+            if vm.running:
+                raise PVEError(f"VM {vmid} already running\n")
+            if vm.pending:
+                apply_pending(cluster, vm)
+                sim.save()
+            regenerate_cloudinit(cluster, vm, task.log)
+            sim.save()
+        task.sleep(1.0)
+        with sim.mutex:
+            cluster = sim.model
+            vm = cluster.vm_on(node, vmid)
+            boot_key = guest.boot_disk_key(vm.conf)
+            volume = cluster.volume(node, propstr.parse_drive(vm.conf[boot_key])["file"]) if boot_key else None
+            via_userdata = guest.userdata_installs_agent(vm.ci_generated.get("user", "")) if vm.ci_generated else False
+            if volume is not None and via_userdata:
+                volume.agent_installed = True  # installed at first boot, stays on the disk
+            vm.agent_installed = bool(via_userdata or (volume is not None and volume.agent_installed))
+            vm.agent_device = guest.agent_enabled(vm.conf)
+            vm.boot_network = guest.boot_network(vm, vm.conf)
+            vm.status, vm.started_at, vm.pid = "running", time.time(), random.randint(1000, 4000000)
+            sim.save()
+
+
+def stop_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False, seconds: float = 1.0) -> None:
+    """``vm_stop``/``vm_shutdown``: a stopped VM stays stopped (task OK); pending changes are applied."""
+    with sim.locks.vm(vmid):
+        with sim.mutex:
+            vm = sim.model.vm_on(node, vmid)
+            check_lock(vm, skiplock)
+            if not vm.running:
+                return
+        task.sleep(seconds)
+        with sim.mutex:
+            cluster = sim.model
+            vm = cluster.vm_on(node, vmid)
+            vm.status, vm.started_at, vm.pid, vm.agent_device = "stopped", None, None, False
+            if vm.pending:
+                apply_pending(cluster, vm)
+            sim.save()
+

@@ -1,0 +1,120 @@
+"""Drive values in create/config requests: new disks, ``import-from``, cloud-init drives (qemu-server ``create_disks``).
+
+``check_drive`` runs the synchronous checks PVE makes before forking; ``create_drive`` allocates
+the volume and returns the drive string PVE stores (``local-lvm:vm-100-disk-0,size=32G``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from phoenix.pve import propstr
+from phoenix.sim.core import PVEError, param_error
+from phoenix.sim.model.storage import split_volid
+from phoenix.sim.model.vm import is_drive_key
+
+__all__ = ["NEW_DISK_RE", "check_drive", "create_drive", "cloudinit_key", "CLOUDINIT_SIZE"]
+
+NEW_DISK_RE = re.compile(r"^(?:([^/:\s]+):)?(\d+(?:\.\d+)?)$")
+CLOUDINIT_RE = re.compile(r"^(?:([^/:\s]+):)?cloudinit$")
+CLOUDINIT_SIZE = 4 << 20
+
+
+def cloudinit_key(conf: dict[str, str], exclude: str | None = None) -> str | None:
+    for key, value in conf.items():
+        if key != exclude and is_drive_key(key) and re.search(r"(^|[:/])vm-\d+-cloudinit", propstr.parse_drive(value).get("file", "")):
+            return key
+    return None
+
+
+def _images_storage(cluster: Any, sid: str | None, key: str) -> str:
+    if not sid:
+        raise PVEError("no storage ID specified (and no default storage)\n")
+    cluster.storage(sid)
+    if "images" not in cluster.storage_content(sid):
+        raise param_error({"storage": f"storage '{sid}' does not support vm images"})
+    return sid
+
+
+def check_drive(cluster: Any, node: str, key: str, value: str, default_storage: str | None, user: str,
+                conf: dict[str, str]) -> None:
+    """Synchronous validation of one drive parameter (raises as PVE would before forking)."""
+    drive = propstr.parse_drive(value)
+    volid = drive.get("file", "")
+    if CLOUDINIT_RE.match(volid):
+        sid = CLOUDINIT_RE.match(volid).group(1) or default_storage
+        _images_storage(cluster, sid, key)
+        existing = cloudinit_key(conf, exclude=key)
+        if existing:
+            raise PVEError(f"{key} - cloud-init drive is already attached at '{existing}'\n")
+        return
+    new = NEW_DISK_RE.match(volid)
+    source = drive.get("import-from")
+    if source is not None and not (new and float(new.group(2)) == 0):
+        raise param_error({key: "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>"})
+    if new:
+        _images_storage(cluster, new.group(1) or default_storage, key)
+        if source is not None:
+            _check_import_source(cluster, node, key, source, user)
+        return
+    if volid in ("none", "cdrom") or volid.startswith("/"):
+        return
+    sid, volname = split_volid(volid)
+    cluster.storage(sid)
+    if volname.startswith("iso/") and drive.get("media") != "cdrom":
+        raise param_error({key: "explicit 'media=cdrom' is required for iso images"})
+    if cluster.volume(node, volid) is None and (cluster.file_path(node, volid) is None or not cluster.file_path(node, volid)[0].exists()):
+        raise PVEError(f"volume '{volid}' does not exist\n")
+
+
+def _check_import_source(cluster: Any, node: str, key: str, source: str, user: str) -> None:
+    if source.startswith("/"):
+        if user != "root@pam":
+            raise PVEError("Permission check failed (Only root can pass arbitrary filesystem paths.)\n", status=403)
+        return
+    sid, volname = split_volid(source)
+    cluster.storage(sid)
+    if cluster.volume(node, source) is not None:
+        return
+    vtype = volname.split("/", 1)[0] if "/" in volname else "images"
+    if vtype != "import":
+        raise param_error({key: f"{source} has wrong type '{vtype}' - needs to be 'images' or 'import'"})
+
+
+def create_drive(cluster: Any, node: str, vmid: int, key: str, value: str, default_storage: str | None,
+                 allocated: list[str], log=lambda line: None) -> str:
+    """Allocate what ``value`` asks for and return the drive string to store."""
+    drive = propstr.parse_drive(value)
+    volid = drive.get("file", "")
+    ci = CLOUDINIT_RE.match(volid)
+    if ci:
+        sid = ci.group(1) or default_storage
+        fmt = "raw" if cluster.storage(sid)["type"] == "lvmthin" else "qcow2"
+        volume = cluster.alloc_volume(sid, node, vmid, CLOUDINIT_SIZE, fmt=fmt, name=f"vm-{vmid}-cloudinit")
+        allocated.append(volume.volid)
+        drive["file"] = volume.volid
+        drive["media"] = "cdrom"
+        return propstr.format_drive(drive)
+    new = NEW_DISK_RE.match(volid)
+    if not new:
+        return value
+    sid = new.group(1) or default_storage
+    source = drive.pop("import-from", None)
+    agent = False
+    if source is not None:
+        try:
+            size, agent = cluster.volume_size(node, source)
+        except PVEError as exc:
+            raise PVEError(f"cannot import from '{source}' - {exc.message.rstrip()}\n") from exc
+        log(f"importing disk '{source}' to VM {vmid} ...")
+    else:
+        size = int(float(new.group(2)) * (1 << 30))
+    volume = cluster.alloc_volume(sid, node, vmid, size, fmt=drive.pop("format", None), agent_installed=agent)
+    allocated.append(volume.volid)
+    if source is not None:
+        log(f"transferred {size} of {size} (100.00%)")
+        log(f"{key}: successfully created disk '{volume.volid},size={propstr.format_size(size)}'")
+    drive["file"] = volume.volid
+    drive["size"] = propstr.format_size(size)
+    return propstr.format_drive(drive)
