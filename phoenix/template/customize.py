@@ -94,8 +94,9 @@ def _run(args: list[str], env: Mapping[str, str], timeout: float) -> subprocess.
 
 
 def _looks_like_kvm_failure(output: str) -> bool:
+    """The appliance did not start: with KVM present that is usually KVM itself (nested, MSRs)."""
     lowered = output.lower()
-    return "kvm" in lowered and ("qemu-system" in lowered or "appliance closed" in lowered)
+    return "guestfs_launch failed" in lowered or ("kvm" in lowered and "qemu-system" in lowered)
 
 
 def _last_error_line(output: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import requests
+import urllib3
 
 from phoenix.errors import PhoenixError
 from phoenix.template.checksum import Checksum, ChecksumError
@@ -98,7 +99,7 @@ def _fetch_into(url: str, part: Path, checksum: Checksum, session: requests.Sess
         mode = "ab" if have else "wb"
         try:
             with open(part, mode) as out:
-                for block in response.iter_content(CHUNK):
+                for block in _blocks(response):
                     out.write(block)
                     hasher.update(block)
                     done += len(block)
@@ -107,11 +108,24 @@ def _fetch_into(url: str, part: Path, checksum: Checksum, session: requests.Sess
                 out.flush()
                 os.fsync(out.fileno())
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout):
+                requests.exceptions.Timeout, urllib3.exceptions.HTTPError):
             return hasher, False
     if total is not None and done < total:
         return hasher, False
     return hasher, True
+
+
+def _blocks(response: requests.Response):
+    """Body blocks as they arrive (``read1``), so a broken-off answer loses no byte it delivered."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):               # urllib3 < 2: whole chunks only
+        yield from response.iter_content(CHUNK)
+        return
+    while True:
+        block = raw.read1(CHUNK, decode_content=True)
+        if not block:
+            return
+        yield block
 
 
 def _range_start(response: requests.Response) -> int | None:
