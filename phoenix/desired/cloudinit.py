@@ -96,7 +96,8 @@ def build_network_config(vm: VMSpec) -> str:
     """Network config version 2 for a NoCloud seed.
 
     The MAC is unknown before the clone, so the first NIC is matched by name (``e*``: ens18, eth0).
-    The default route is written as ``0.0.0.0/0``, which every cloud-init version parses.
+    The default route is written as ``0.0.0.0/0``, which every cloud-init version parses; the
+    search domain goes with the name servers (cloud-init refuses a search list on its own).
     """
     net = vm.network
     nic: dict[str, Any] = {"match": {"name": "e*"}}
@@ -107,13 +108,10 @@ def build_network_config(vm: VMSpec) -> str:
         nic["addresses"] = [net.ip]
         if net.gw:
             nic["routes"] = [{"to": "0.0.0.0/0", "via": net.gw}]
-    nameservers: dict[str, Any] = {}
-    if net.nameservers:
-        nameservers["addresses"] = list(net.nameservers)
-    if net.searchdomain:
-        nameservers["search"] = [net.searchdomain]
-    if nameservers:
-        nic["nameservers"] = nameservers
+    if net.nameservers:  # cloud-init refuses a nameservers block without addresses (search alone)
+        nic["nameservers"] = {"addresses": list(net.nameservers)}
+        if net.searchdomain:
+            nic["nameservers"]["search"] = [net.searchdomain]
     return _dump({"version": 2, "ethernets": {"primary": nic}})
 
 

@@ -7,12 +7,15 @@ one round.  Each problem names the JSON path (``vms[1].network_config.ip``) it i
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from phoenix.errors import PhoenixError
 
 ROOT = "(top level)"
+_PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,13 @@ def _summary(problems: list[Problem], source: str | None) -> str:
 
 def join_path(base: str, part: str | int) -> str:
     """Append a key or list index to a JSON path (``vms`` + 1 → ``vms[1]``)."""
+    if base == ROOT:
+        base = ""
     if isinstance(part, int):
-        return f"{base}[{part}]" if base and base != ROOT else f"[{part}]"
-    if not base or base == ROOT:
-        return str(part)
-    return f"{base}.{part}"
+        return f"{base}[{part}]"
+    if not _PLAIN_KEY.match(part):  # odd keys stay readable and on one line: vms[0]["a b"]
+        return f"{base}[{json.dumps(part)}]"
+    return f"{base}.{part}" if base else part
 
 
 def path_of(parts: Iterable[str | int]) -> str:
@@ -64,7 +69,7 @@ def path_of(parts: Iterable[str | int]) -> str:
 def unknown_key_message(key: object, allowed: Iterable[str]) -> str:
     """``unknown key 'nmae' (did you mean 'name'?)`` — the hint comes from difflib."""
     allowed = sorted(set(allowed))
-    text = str(key)
+    text = str(key)[:60]
     close = difflib.get_close_matches(text, allowed, n=1, cutoff=0.6)
     if close:
         return f"unknown key {text!r} (did you mean {close[0]!r}?)"
