@@ -130,9 +130,9 @@ def _hardlink_or_copy(source: Path, dest: Path) -> Path:
     return dest
 
 
-def place_on_host(client, storage_id: str, path: Path, filename: str) -> str:
+def place_on_host(client, storage_id: str, path: Path, filename: str, root: Path | None = None) -> str:
     """Copy ``path`` into the storage's ``import/`` directory (temp name + rename: never half a file)."""
-    target_dir = storage_path(client, storage_id) / "import"
+    target_dir = Path(root or storage_path(client, storage_id)) / "import"
     target_dir.mkdir(parents=True, exist_ok=True)
     tmp = target_dir / f".{filename}.phoenix-tmp"
     shutil.copyfile(path, tmp)

@@ -50,12 +50,15 @@ class _Staged:
 
 
 def ensure_template(client, spec, *, cache_dir: Path, reporter=None, simulated: bool = False,
-                    on_pve_host: bool = False, image_storage: str | None = None) -> TemplateResult:
+                    on_pve_host: bool = False, image_storage: str | None = None, customize: bool | None = None,
+                    storage_roots=None) -> TemplateResult:
     """Make template ``spec.vmid`` exist (see module doc); returns what happened.
 
     ``simulated`` (set by ``phoenix --sim``) allows the visible stand-ins of
     :mod:`phoenix.template.simulated` for what cannot happen offline.  ``on_pve_host`` places a
-    local image straight into the storage directory instead of uploading it.
+    local image straight into the storage directory instead of uploading it (``storage_roots``:
+    ``fn(node, storage) -> Path`` when that directory is not GET /storage's ``path``).
+    ``customize`` None bakes the agent when virt-customize is installed; False never does.
     """
     report = _Recorder(as_reporter(reporter))
     existing = _existing_template(client, spec)
@@ -71,7 +74,8 @@ def ensure_template(client, spec, *, cache_dir: Path, reporter=None, simulated: 
             staged = _stage_on_pve(client, node, storage_id, spec, checksum, report)
         else:
             staged = _stage_local(client, node, storage_id, spec, checksum, Path(cache_dir), report,
-                                  simulated=simulated, on_pve_host=on_pve_host)
+                                  simulated=simulated, on_pve_host=on_pve_host, customize=customize,
+                                  storage_roots=storage_roots)
         _create_template(client, node, spec, staged, checksum, report)
     except BaseException:
         _clean_up(client, node, spec.vmid, staged, report)
@@ -180,14 +184,14 @@ def _stage_on_pve(client, node, storage_id, spec, checksum, report) -> _Staged:
                 + (f" and verifies its {checksum.algorithm}" if checksum else ""))
     volid, log = delivery.download_on_pve(client, node, storage_id, spec.image.url, filename, checksum)
     for line in log:
-        if "simulated" in line.lower():
-            report.simulated(line.split("simulated:", 1)[-1].strip() if "simulated:" in line else line)
+        if line.lower().startswith("simulated"):            # the simulator's own words, e.g. "simulated download: ..."
+            report.simulated(line[len("simulated"):].lstrip(" :"))
     report.info("the guest agent is not baked in (PVE-side download); cloud-init installs it at first boot")
     return _Staged(volid, True, False)
 
 
 def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, report, *, simulated: bool,
-                 on_pve_host: bool) -> _Staged:
+                 on_pve_host: bool, customize: bool | None, storage_roots) -> _Staged:
     url = spec.image.url
     name = getattr(spec.image, "file_name", None) or image_source_name(spec.image)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -214,25 +218,27 @@ def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, repo
         report.simulated(f"{' '.join(args[:1] + args[3:])} (libguestfs has no real OS to customise in the "
                          "stand-in image); the image is marked as carrying qemu-guest-agent")
         baked = True
-    elif libguestfs_available():
+    elif customize is not False and libguestfs_available():
         copy_for_customisation(image, work)
         report.info(f"customising {filename} with virt-customize (guest agent, {len(packages)} package(s), "
                     f"{len(commands)} command(s), fresh machine-id)")
         customize_image(work, packages, commands, report=report.info)
         baked = True
     else:
+        why = "customisation is switched off" if customize is False else "libguestfs (virt-customize) is not installed"
         if packages or commands:
-            raise PhoenixError(f"template {spec.vmid} declares customize (packages/run_commands) but virt-customize "
-                               "is not installed; install libguestfs-tools or drop customize")
-        report.info("libguestfs (virt-customize) is not installed: the guest agent is not baked in; "
-                    "cloud-init installs it at first boot (apt-get install libguestfs-tools to bake it)")
+            raise PhoenixError(f"template {spec.vmid} declares customize (packages/run_commands) but {why}; "
+                               "install libguestfs-tools or drop customize")
+        report.info(f"{why}: the guest agent is not baked in; cloud-init installs it at first boot"
+                    + ("" if customize is False else " (apt-get install libguestfs-tools to bake it)"))
         work, baked = image, False
     upload_checksum = checksum if work == image and checksum is not None else _checksum_of(work)
     volid = f"{storage_id}:import/{filename}"
     _remove_leftover(client, node, storage_id, volid, report)
     try:
         if on_pve_host:
-            volid = delivery.place_on_host(client, storage_id, work, filename)
+            root = storage_roots(node, storage_id) if storage_roots else None
+            volid = delivery.place_on_host(client, storage_id, work, filename, root=root)
             report.info(f"placed {filename} into storage '{storage_id}' on this host")
         else:
             report.info(f"uploading {filename} to storage '{storage_id}' on node '{node}'")
