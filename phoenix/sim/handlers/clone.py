@@ -180,7 +180,9 @@ def _clone_drive(cluster, task, node: str, newid: int, key: str, value: str, che
         raise PVEError(f"volume '{volid}' does not exist\n")
     if full or key == "tpmstate0":
         task.log(f"create full clone of drive {key} ({volid})")
-        volume = cluster.alloc_volume(target_sid, node, newid, source.size, fmt=params.get("format") or source.format,
+        same_storage = target_sid == source_sid
+        volume = cluster.alloc_volume(target_sid, node, newid, source.size,
+                                      fmt=params.get("format") or (source.format if same_storage else None),
                                       agent_installed=source.agent_installed)
         task.log(f"transferred {propstr.format_size(source.size)} of {propstr.format_size(source.size)} (100.00%)")
     else:

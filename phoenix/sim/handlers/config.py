@@ -140,8 +140,15 @@ def _apply(sim, node: str, vmid: int) -> None:
         sim.save()
 
 
+def _early_lock_check(req: Request) -> None:
+    """The config lock is checked before the flock is taken, so ``lock: clone`` fails at once."""
+    with req.sim.mutex:
+        check_lock(vm_of(req), bool(req.params.get("skiplock")) and req.user == "root@pam")
+
+
 @route("POST", "/nodes/{node}/qemu/{vmid}/config")
 def update_config_async(req: Request) -> str | None:
+    _early_lock_check(req)
     with req.sim.locks.vm(req.vmid), req.sim.mutex:
         _write_pending(req)
     node, vmid = req.node, req.vmid
@@ -170,6 +177,7 @@ def update_config_async(req: Request) -> str | None:
 
 @route("PUT", "/nodes/{node}/qemu/{vmid}/config")
 def update_config_sync(req: Request) -> None:
+    _early_lock_check(req)
     with req.sim.locks.vm(req.vmid):
         with req.sim.mutex:
             _write_pending(req)

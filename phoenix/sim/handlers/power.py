@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from phoenix.sim.core import Request, route
-from phoenix.sim.handlers._vmutil import assert_root_for_skiplock, spawn, start_vm, stop_vm, vm_of, vm_status
+from phoenix.sim.handlers._vmutil import (
+    assert_root_for_skiplock, check_lock, spawn, start_vm, stop_vm, vm_of, vm_status,
+)
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/status/current")
@@ -17,7 +19,7 @@ def status_start(req: Request) -> str:
     skiplock = assert_root_for_skiplock(req)
     node, vmid = req.node, req.vmid
     with req.sim.mutex:
-        vm_of(req)
+        check_lock(vm_of(req), skiplock, allow=("suspended",))
     return spawn(req, "qmstart", vmid, lambda task: start_vm(task.sim, task, node, vmid, skiplock))
 
 

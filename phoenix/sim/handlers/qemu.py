@@ -83,9 +83,10 @@ def create_vm(req: Request) -> str:
             raise PVEError(f"unable to create VM {vmid} - VM {vmid} already exists on node '{existing.node}'\n")
         if storage is not None:
             disks.check_drive(cluster, node, "storage", f"{storage}:1", None, req.user, {})
-        drive_params = {k: v for k, v in params.items() if is_drive_key(k)}
-        for key, value in sorted(drive_params.items()):
-            disks.check_drive(cluster, node, key, value, storage, req.user, drive_params)
+        checked: dict[str, str] = {}
+        for key, value in sorted((k, v) for k, v in params.items() if is_drive_key(k)):
+            disks.check_drive(cluster, node, key, value, storage, req.user, checked)
+            checked[key] = value
         cluster.vms[vmid] = VM(vmid=vmid, node=node, conf={"lock": "create"})
         req.sim.save()
 

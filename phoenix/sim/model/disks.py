@@ -23,7 +23,10 @@ CLOUDINIT_SIZE = 4 << 20
 
 def cloudinit_key(conf: dict[str, str], exclude: str | None = None) -> str | None:
     for key, value in conf.items():
-        if key != exclude and is_drive_key(key) and re.search(r"(^|[:/])vm-\d+-cloudinit", propstr.parse_drive(value).get("file", "")):
+        if key == exclude or not is_drive_key(key):
+            continue
+        volid = propstr.parse_drive(value).get("file", "")
+        if CLOUDINIT_RE.match(volid) or re.search(r"(^|[:/])vm-\d+-cloudinit", volid):
             return key
     return None
 
