@@ -80,6 +80,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "pve-api-daemon/3.0"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True     # headers and body go out as separate writes: no 40 ms delayed-ACK stalls
     timeout = 60
     server: "_HTTPServer"
 
