@@ -8,7 +8,7 @@ import subprocess
 import shutil
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from phoenix.desired import validators as v
 from desired_helpers import ECDSA, ED25519, HASH
