@@ -36,14 +36,20 @@ class PVEApiError(PhoenixError):
 
     def __init__(self, status: int, message: str, errors: dict[str, str] | None = None,
                  method: str = "", path: str = ""):
+        pve_message = _one_line(message) or f"HTTP {status}"
+        clean_errors = {str(k): _one_line(str(v)) for k, v in (errors or {}).items()}
+        detail = "; ".join(f"{key}: {value}" for key, value in sorted(clean_errors.items()))
+        text = f"{method} {path}: {pve_message} (HTTP {status})"
+        super().__init__(f"{text} [{detail}]" if detail else text)
+        self.text = self.args[0]
         self.status = status
-        self.message = _one_line(message) or f"HTTP {status}"
+        self.message = pve_message  # PVE's own words (PhoenixError's message would be the whole line)
         self.errors = dict(errors or {})
         self.method = method
         self.path = path
-        detail = "; ".join(f"{key}: {_one_line(str(value))}" for key, value in sorted(self.errors.items()))
-        text = f"{method} {path}: {self.message} (HTTP {status})"
-        super().__init__(f"{text} [{detail}]" if detail else text)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class PVEConnectionError(PhoenixError):
