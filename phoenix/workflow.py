@@ -19,6 +19,7 @@ from rich.console import Console
 from phoenix.errors import PhoenixError
 
 SIM_TASK_SCALE_ENV = "PHOENIX_SIM_TASK_SCALE"
+SIM_DATA_DIR_ENV = "PHOENIX_SIM_DATA_DIR"
 DEFAULT_SIM_TASK_SCALE = 0.1
 
 
@@ -43,13 +44,23 @@ def err_console() -> Console:
 
 # --- connecting --------------------------------------------------------------------------------
 
+@dataclass
+class Connection:
+    """A client plus what phoenix knows about the PVE behind it."""
+
+    client: Any
+    simulated: bool = False
+    storage_roots: Any = None       # (node, storage) -> Path, when phoenix shares the host's storage dirs
+
+
 @contextlib.contextmanager
-def connect(opts: GlobalOptions) -> Iterator[Any]:
+def connect(opts: GlobalOptions) -> Iterator[Connection]:
     """A PVEClient for the environment's PVE, or for the embedded simulator with ``--sim``."""
     from phoenix.pve.client import PVEClient
     from phoenix.pve.settings import ConnectionSettings
 
     with contextlib.ExitStack() as stack:
+        roots = None
         if opts.sim:
             from phoenix.sim.server import SimServer
 
@@ -62,11 +73,19 @@ def connect(opts: GlobalOptions) -> Iterator[Any]:
                 "PROXMOX_VE_API_TOKEN": server.api_token,
                 "PROXMOX_VE_CA_FILE": str(server.ca_file),
             })
+            model = server.sim.model
+            roots = lambda node, storage: model.storage_root(storage, node)  # noqa: E731
         else:
             settings = ConnectionSettings.from_env()
+            sim_dir = os.environ.get(SIM_DATA_DIR_ENV)
+            if sim_dir:
+                # Written by `phoenix sim serve` into its env file: phoenix shares that simulator's host.
+                from phoenix.apply.delivery import sim_storage_roots
+
+                roots = sim_storage_roots(Path(sim_dir))
         client = PVEClient.connect(settings)
         stack.callback(client.close)
-        yield client
+        yield Connection(client, simulated=roots is not None, storage_roots=roots)
 
 
 # --- reading facts ------------------------------------------------------------------------------
@@ -120,8 +139,8 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
 
     store = state_store(opts)
     state = store.read()
-    with connect(opts) as client:
-        facts = read_facts(opts, client, state)
+    with connect(opts) as conn:
+        facts = read_facts(opts, conn.client, state)
     plan = build_plan(facts.cfg, state, facts.inventory,
                       PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
                       desired_fingerprint=facts.desired_fingerprint)
@@ -146,8 +165,8 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
     store = state_store(opts)
     with store.lock("apply"):
         state = store.read()
-        with connect(opts) as client:
-            facts = read_facts(opts, client, state)
+        with connect(opts) as conn:
+            facts = read_facts(opts, conn.client, state)
             if plan_file is not None:
                 plan = Plan.load(plan_file)
                 check_saved_plan(plan, facts)
@@ -155,7 +174,7 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
                 plan = build_plan(facts.cfg, state, facts.inventory,
                                   PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
                                   desired_fingerprint=facts.desired_fingerprint)
-            return run_plan(plan, facts, store, client, approve=auto_approve or plan_file is not None,
+            return run_plan(plan, facts, store, conn, approve=auto_approve or plan_file is not None,
                             parallelism=parallelism)
 
 
@@ -165,13 +184,13 @@ def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, f
     store = state_store(opts)
     with store.lock("destroy"):
         state = store.read()
-        with connect(opts) as client:
-            facts = read_facts(opts, client, state)
+        with connect(opts) as conn:
+            facts = read_facts(opts, conn.client, state)
             plan = build_destroy_plan(vmids, state, facts.inventory, force=force)
-            return run_plan(plan, facts, store, client, approve=auto_approve, parallelism=4)
+            return run_plan(plan, facts, store, conn, approve=auto_approve, parallelism=4)
 
 
-def run_plan(plan: Any, facts: Facts, store: Any, client: Any, approve: bool, parallelism: int) -> int:
+def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: bool, parallelism: int) -> int:
     """Show ``plan``, ask for ``yes``, execute it and print the summary; the exit code."""
     from phoenix.apply.delivery import snippet_delivery
     from phoenix.apply.executor import execute
@@ -189,9 +208,13 @@ def run_plan(plan: Any, facts: Facts, store: Any, client: Any, approve: bool, pa
         out.print("Apply cancelled.")
         return 1
     out.print()
-    runtime = ApplyRuntime(client=client, cfg=facts.cfg, journal=Journal(store, facts.state),
-                           reporter=ConsoleReporter(out), snippets=snippet_delivery(facts.cfg, client),
-                           provision_template=provision_for_plan)
+    def provision(client: Any, spec: Any, reporter: Any) -> Any:
+        return provision_for_plan(client, spec, reporter, simulated=conn.simulated or None)
+
+    runtime = ApplyRuntime(client=conn.client, cfg=facts.cfg, journal=Journal(store, facts.state),
+                           reporter=ConsoleReporter(out),
+                           snippets=snippet_delivery(facts.cfg, conn.client, conn.storage_roots),
+                           provision_template=provision)
     result = execute(plan, runtime, parallelism=parallelism)
     counts = _done_counts(plan, result)
     verb = "Destroy" if plan.operation == "destroy" else "Apply"
@@ -261,8 +284,8 @@ def import_command(opts: GlobalOptions, vmid: int) -> int:
         state = store.read()
         if state.get(vmid) is not None:
             raise PhoenixError(f"VM {vmid} is already managed by phoenix")
-        with connect(opts) as client:
-            facts = read_facts(opts, client, state)
+        with connect(opts) as conn:
+            facts = read_facts(opts, conn.client, state)
         vm_facts = facts.inventory.vms.get(vmid)
         if vm_facts is None:
             raise PhoenixError(f"VM {vmid} does not exist in the cluster")

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from phoenix.diff.views import GIB, disk_size_bytes, snippet_name
+from phoenix.diff.views import GIB, disk_size_bytes
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents, template_agent_baked
 from phoenix.plan.model import ResourceChange, Step
@@ -28,7 +28,7 @@ class ApplyRuntime:
     journal: Any
     reporter: Any
     snippets: Any                                   # snippet backend (phoenix.snippets)
-    provision_template: Callable[..., Any]          # (client, spec, reporter) -> TemplateResult
+    provision_template: Callable[..., Any]          # (client, spec, reporter=callable(line)) -> TemplateResult
     agent_baked: dict[int, bool] = field(default_factory=dict)   # template vmid -> agent in image
 
 
@@ -73,7 +73,7 @@ class ChainContext:
 def provision_template(ctx: ChainContext, step: Step) -> None:
     spec = next(t for t in ctx.runtime.cfg.templates if t.vmid == step.args["vmid"])
     ctx.runtime.journal.begin(spec.vmid, "template", spec.name, ctx.node)
-    result = ctx.runtime.provision_template(ctx.client, spec, ctx.runtime.reporter)
+    result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
     baked = bool(getattr(result, "agent_baked", False))
     ctx.runtime.agent_baked[spec.vmid] = baked
     ctx.done(step, {"name": spec.name, "image": spec.image.url, "agent_baked": baked},
@@ -260,4 +260,4 @@ STEPS: dict[str, Callable[[ChainContext, Step], None]] = {
     "forget": forget,
 }
 
-__all__ = ["ApplyRuntime", "ChainContext", "STEPS", "snippet_name"]
+__all__ = ["ApplyRuntime", "ChainContext", "STEPS"]

@@ -42,7 +42,8 @@ class ResourceDiff:
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> list[AttributeChange]:
     """Attribute-level differences between two flat views, in a stable (sorted) order."""
-    diff = DeepDiff(before, after, ignore_order=False, ignore_numeric_type_changes=True)
+    # threshold_to_diff_deeper=0: never collapse a very different dict into one root-level change.
+    diff = DeepDiff(before, after, ignore_order=False, ignore_numeric_type_changes=True, threshold_to_diff_deeper=0)
     keys = sorted(str(k) for k in diff.affected_root_keys)
     return [AttributeChange(k, before.get(k), after.get(k)) for k in keys]
 

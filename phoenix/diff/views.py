@@ -27,11 +27,6 @@ SENSITIVE_ATTRIBUTES = frozenset({"user_data"})
 GIB = 1 << 30
 
 
-def snippet_name(vmid: int) -> str:
-    """The per-VM user-data snippet file name (one place, used by plan, apply and destroy)."""
-    return f"phoenix-{vmid}-user.yaml"
-
-
 def desired_view(vm: Any, cloudinit_options: dict[str, str], user_data: str, cicustom: str | None,
                  fingerprint: Callable[[str], str]) -> dict[str, Any]:
     """The declared attributes of ``vm`` (a ``VMSpec``) in phoenix's vocabulary.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from phoenix.diff.views import snippet_name
+from phoenix.snippets.base import user_snippet_name
 
 KNOWN_AFTER_APPLY = "(known after apply)"
 # A template phoenix built with qemu-guest-agent baked into its image carries this tag.
@@ -38,7 +38,7 @@ def snippets_backend(cfg: Any) -> str:
 def cicustom_for(cfg: Any, vm: Any) -> str | None:
     if snippets_backend(cfg) == "iso":
         return None
-    return f"user={vm.snippets_storage}:snippets/{snippet_name(vm.vmid)}"
+    return f"user={vm.snippets_storage}:snippets/{user_snippet_name(vm.vmid)}"
 
 
 def render_documents(cfg: Any, vm: Any, agent_baked: bool | str) -> VMDocuments:

@@ -1,0 +1,55 @@
+"""Delivering each VM's cloud-init documents through the configured snippet backend.
+
+``local``/``sftp`` put the user-data snippet that ``cicustom`` points at; ``iso`` builds a NoCloud
+seed ISO and attaches it in place of PVE's cloud-init drive.  Against the simulator, the
+``local`` backend writes where the simulated node reads (its storage directories).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from phoenix.plan.documents import VMDocuments, snippets_backend
+from phoenix.snippets import make_backend
+from phoenix.snippets.base import cidata_iso_name, user_snippet_name
+
+StorageRoots = Callable[[str, str], Path]
+
+
+class SnippetDelivery:
+    def __init__(self, cfg: Any, client: Any, storage_roots: StorageRoots | None = None):
+        self.kind = snippets_backend(cfg)
+        self.storage = cfg.defaults.snippets_storage
+        self.backend = make_backend(self.kind, client, sftp_settings=getattr(cfg.defaults, "sftp", None),
+                                    storage_roots=storage_roots)
+
+    def deliver(self, ctx: Any, vm: Any, docs: VMDocuments) -> None:
+        if self.kind == "iso":
+            from phoenix.snippets.iso import attach_cidata
+
+            volid = self.backend.deliver(ctx.node, vm.snippets_storage, vm.vmid, docs.user_data, docs.meta_data,
+                                         docs.network_config)
+            attach_cidata(ctx.client, ctx.node, vm.vmid, volid)
+        else:
+            self.backend.put(ctx.node, vm.snippets_storage, user_snippet_name(vm.vmid), docs.user_data.encode())
+
+    def remove(self, ctx: Any, vmid: int) -> None:
+        vm = next((v for v in ctx.runtime.cfg.vms if v.vmid == vmid), None)
+        storage = vm.snippets_storage if vm else self.storage
+        name = cidata_iso_name(vmid) if self.kind == "iso" else user_snippet_name(vmid)
+        self.backend.remove(ctx.node, storage, name)
+
+
+def snippet_delivery(cfg: Any, client: Any, storage_roots: StorageRoots | None = None) -> SnippetDelivery:
+    """The backend for this run; ``storage_roots`` points the ``local`` backend at a simulator's
+    storage directories (see ``workflow.connect``)."""
+    return SnippetDelivery(cfg, client, storage_roots)
+
+
+def sim_storage_roots(data_dir: Path) -> StorageRoots:
+    """Storage directories of the simulator whose cluster lives in ``data_dir``."""
+    from phoenix.sim.persist import ModelStore
+
+    model = ModelStore(data_dir).load()
+    return lambda node, storage: model.storage_root(storage, node)
