@@ -14,7 +14,9 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationError, field_validator
+
+from phoenix.errors import PhoenixError
 
 __all__ = ["FORMAT_VERSION", "State", "ResourceState", "fingerprint", "utc_now", "SECRET_ATTRIBUTE_NAMES"]
 
@@ -110,7 +112,12 @@ class State(BaseModel):
 
     def put(self, resource: ResourceState) -> None:
         """Add or replace the record of ``resource.vmid`` (re-validated: no secrets slip in)."""
-        resource = ResourceState.model_validate(resource.model_dump())
+        try:
+            resource = ResourceState.model_validate(resource.model_dump())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            raise PhoenixError(f"refusing to record VM {resource.vmid} in the state: {where}: {first['msg']}") from None
         self.resources = {**self.resources, str(resource.vmid): resource}
 
     def remove(self, vmid: int) -> ResourceState | None:

@@ -148,3 +148,12 @@ def test_remove_and_get():
     state.put(_vm(5))
     assert state.get(5).name == "vm-5"
     assert state.remove(5).vmid == 5 and state.get(5) is None and state.remove(5) is None
+
+
+def test_put_refuses_a_record_that_gained_a_secret():
+    state = State()
+    record = _vm().model_copy(update={"attributes": {"cipassword": "hunter2"}})  # model_copy skips validation
+    with pytest.raises(PhoenixError) as excinfo:
+        state.put(record)
+    assert "cipassword" in str(excinfo.value) and "hunter2" not in str(excinfo.value)
+    assert state.get(8001) is None
