@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Mapping
 
 __all__ = ["make_backend"]
 
 
-def make_backend(kind: str, client, *, sftp_settings=None, storage_roots: Mapping[str, Path | str] | None = None):
+def make_backend(kind: str, client, *, sftp_settings=None, storage_roots=None):
     """A snippet backend by name; ``storage_roots`` overrides storage directories (simulator, tests)."""
     if kind == "local":
         from phoenix.snippets.local import LocalSnippets

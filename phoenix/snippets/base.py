@@ -9,11 +9,15 @@ ISO uploaded as ``iso`` content instead).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol, Union
 
 from phoenix.errors import PhoenixError
 
-__all__ = ["SnippetBackend", "user_snippet_name", "cidata_iso_name", "volid_for", "storage_entry",
+# A storage's root directory on the node, when GET /storage's ``path`` is not where it is reachable
+# (the simulator keeps its storages under its data dir): a {storage: root} map or fn(node, storage).
+StorageRoots = Union[Mapping[str, Union[Path, str]], Callable[[str, str], Union[Path, str]], None]
+
+__all__ = ["StorageRoots", "SnippetBackend", "user_snippet_name", "cidata_iso_name", "volid_for", "storage_entry",
            "require_content", "snippets_directory", "check_name"]
 
 
@@ -69,8 +73,10 @@ def require_content(client, node: str, storage: str, content: str) -> dict:
     return entry
 
 
-def snippets_directory(client, storage: str, overrides: Mapping[str, Path | str] | None = None) -> str:
-    """``<storage path>/snippets`` from ``GET /storage`` (``overrides`` maps a storage to its root)."""
+def snippets_directory(client, node: str, storage: str, overrides: StorageRoots = None) -> str:
+    """``<storage path>/snippets`` from ``GET /storage``, unless ``overrides`` knows the root."""
+    if callable(overrides):
+        return str(Path(overrides(node, storage)) / "snippets")
     if overrides and storage in overrides:
         return str(Path(overrides[storage]) / "snippets")
     for entry in client.get("/storage") or []:

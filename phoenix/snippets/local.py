@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from phoenix.snippets.base import check_name, require_content, snippets_directory, volid_for
+from phoenix.snippets.base import StorageRoots, check_name, require_content, snippets_directory, volid_for
 
 __all__ = ["LocalSnippets"]
 
@@ -15,13 +15,13 @@ __all__ = ["LocalSnippets"]
 class LocalSnippets:
     """Write snippet files into ``<storage path>/snippets`` on this machine (temp file + rename)."""
 
-    def __init__(self, client, storage_roots: Mapping[str, Path | str] | None = None):
+    def __init__(self, client, storage_roots: StorageRoots = None):
         self.client = client
-        self.storage_roots = dict(storage_roots or {})
+        self.storage_roots = storage_roots
 
     def _dir(self, node: str, storage: str) -> Path:
         require_content(self.client, node, storage, "snippets")
-        return Path(snippets_directory(self.client, storage, self.storage_roots))
+        return Path(snippets_directory(self.client, node, storage, self.storage_roots))
 
     def put(self, node: str, storage: str, name: str, content: bytes) -> str:
         directory = self._dir(node, storage)
@@ -40,11 +40,11 @@ class LocalSnippets:
         return volid_for(storage, name)
 
     def remove(self, node: str, storage: str, name: str) -> None:
-        (Path(snippets_directory(self.client, storage, self.storage_roots)) / check_name(name)).unlink(missing_ok=True)
+        (Path(snippets_directory(self.client, node, storage, self.storage_roots)) / check_name(name)).unlink(missing_ok=True)
 
     def exists(self, node: str, storage: str, name: str) -> bool:
-        return (Path(snippets_directory(self.client, storage, self.storage_roots)) / check_name(name)).is_file()
+        return (Path(snippets_directory(self.client, node, storage, self.storage_roots)) / check_name(name)).is_file()
 
     def read(self, node: str, storage: str, name: str) -> bytes | None:
-        path = Path(snippets_directory(self.client, storage, self.storage_roots)) / check_name(name)
+        path = Path(snippets_directory(self.client, node, storage, self.storage_roots)) / check_name(name)
         return path.read_bytes() if path.is_file() else None

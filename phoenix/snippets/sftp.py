@@ -16,7 +16,7 @@ from typing import Mapping
 import paramiko
 
 from phoenix.errors import PhoenixError
-from phoenix.snippets.base import check_name, require_content, snippets_directory, volid_for
+from phoenix.snippets.base import StorageRoots, check_name, require_content, snippets_directory, volid_for
 
 __all__ = ["SftpSnippets", "SftpTarget"]
 
@@ -42,10 +42,10 @@ class SftpTarget:
 class SftpSnippets:
     """One SSH connection per node, opened on first use; close with :meth:`close`."""
 
-    def __init__(self, client, target: SftpTarget, storage_roots: Mapping[str, Path | str] | None = None):
+    def __init__(self, client, target: SftpTarget, storage_roots: StorageRoots = None):
         self.client = client
         self.target = target
-        self.storage_roots = dict(storage_roots or {})
+        self.storage_roots = storage_roots
         self._ssh: dict[str, paramiko.SSHClient] = {}
 
     # --- connection ---------------------------------------------------------------------------
@@ -99,12 +99,12 @@ class SftpSnippets:
 
     # --- backend interface ------------------------------------------------------------------------
 
-    def _remote_path(self, storage: str, name: str) -> str:
-        return posixpath.join(snippets_directory(self.client, storage, self.storage_roots), check_name(name))
+    def _remote_path(self, node: str, storage: str, name: str) -> str:
+        return posixpath.join(snippets_directory(self.client, node, storage, self.storage_roots), check_name(name))
 
     def put(self, node: str, storage: str, name: str, content: bytes) -> str:
         require_content(self.client, node, storage, "snippets")
-        path = self._remote_path(storage, name)
+        path = self._remote_path(node, storage, name)
         directory = posixpath.dirname(path)
         tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
         with self._sftp(node) as sftp:
@@ -126,14 +126,14 @@ class SftpSnippets:
     def remove(self, node: str, storage: str, name: str) -> None:
         with self._sftp(node) as sftp:
             try:
-                sftp.remove(self._remote_path(storage, name))
+                sftp.remove(self._remote_path(node, storage, name))
             except FileNotFoundError:
                 pass
 
     def exists(self, node: str, storage: str, name: str) -> bool:
         with self._sftp(node) as sftp:
             try:
-                sftp.stat(self._remote_path(storage, name))
+                sftp.stat(self._remote_path(node, storage, name))
                 return True
             except FileNotFoundError:
                 return False
@@ -141,7 +141,7 @@ class SftpSnippets:
     def read(self, node: str, storage: str, name: str) -> bytes | None:
         with self._sftp(node) as sftp:
             try:
-                with sftp.open(self._remote_path(storage, name), "rb") as handle:
+                with sftp.open(self._remote_path(node, storage, name), "rb") as handle:
                     return handle.read()
             except FileNotFoundError:
                 return None
