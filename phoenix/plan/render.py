@@ -27,8 +27,8 @@ def format_value(attribute: str, value: Any) -> str:
     if value is None:
         return "null"
     if attribute == "sshkeys" and isinstance(value, list):
-        return "[" + ", ".join(json.dumps(_short_key(k)) for k in value) + "]"
-    return json.dumps(value)
+        return "[" + ", ".join(json.dumps(_short_key(k), ensure_ascii=False) for k in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _short_key(key: str) -> str:

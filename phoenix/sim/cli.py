@@ -16,11 +16,17 @@ from phoenix.sim.persist import atomic_write_text
 __all__ = ["serve", "write_env_file"]
 
 
-def write_env_file(path: Path, endpoint: str, api_token: str, ca_file: str) -> Path:
-    """Write ``PROXMOX_VE_*`` settings for phoenix (``ConnectionSettings.from_env``) with mode 0600."""
+def write_env_file(path: Path, endpoint: str, api_token: str, ca_file: str, data_dir: Path | None = None) -> Path:
+    """Write ``PROXMOX_VE_*`` settings for phoenix (``ConnectionSettings.from_env``) with mode 0600.
+
+    ``PHOENIX_SIM_DATA_DIR`` tells phoenix that it shares this simulator's host, so its ``local``
+    snippet backend writes where the simulated nodes read and image fetches are simulated.
+    """
     text = (f"PROXMOX_VE_ENDPOINT={endpoint}\n"
             f"PROXMOX_VE_API_TOKEN={api_token}\n"
             f"PROXMOX_VE_CA_FILE={ca_file}\n")
+    if data_dir is not None:
+        text += f"PHOENIX_SIM_DATA_DIR={data_dir}\n"
     atomic_write_text(Path(path), text, mode=0o600)
     return Path(path)
 
@@ -46,7 +52,7 @@ def serve(host: str, port: int, nodes: list[str], data_dir: Path, latency_ms: fl
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         env_path = write_env_file(Path(env_file) if env_file else data_dir / "sim.env",
-                                  server.endpoint, server.api_token, server.ca_file)
+                                  server.endpoint, server.api_token, server.ca_file, data_dir)
         print(f"phoenix simulator listening on {server.endpoint} (nodes: {', '.join(nodes)})", flush=True)
         print(f"env file: {env_path}  (source it: set -a; . {env_path}; set +a)", flush=True)
         print(f"CA file: {server.ca_file}", flush=True)
