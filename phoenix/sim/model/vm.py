@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = [
     "VM", "render_config", "DRIVE_KEY_RE", "is_drive_key", "drive_keys", "parse_pending_delete",
     "format_pending_delete", "typed_config", "CLOUDINIT_OPTIONS", "cloudinit_pending_properties",
-    "encode_text", "MASKED_PASSWORD",
+    "encode_text", "MASKED_PASSWORD", "parse_config",
 ]
 
 MASKED_PASSWORD = "**********"
@@ -155,6 +156,25 @@ def _raw_section(conf: dict[str, str], pending: bool = False) -> str:
             continue
         raw += f"{key}: {conf[key]}\n"
     return raw
+
+
+def parse_config(text: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Inverse of :func:`render_config` (``parse_vm_config`` for the sections the sim writes)."""
+    sections: dict[str, dict[str, str]] = {"": {}, "PENDING": {}, "special:cloudinit": {}}
+    current, descr = "", {"": [], "PENDING": [], "special:cloudinit": []}
+    for line in text.split("\n"):
+        header = re.fullmatch(r"\[(PENDING|special:cloudinit)\]", line)
+        if header:
+            current = header.group(1)
+        elif line.startswith("#"):
+            descr[current].append(unquote(line[1:]))
+        elif line:
+            key, _, value = line.partition(": ")
+            sections[current][key] = value
+    for name, lines in descr.items():
+        if lines:
+            sections[name]["description"] = "\n".join(lines)
+    return sections[""], sections["PENDING"], sections["special:cloudinit"]
 
 
 def render_config(conf: dict[str, str], pending: dict[str, str] | None = None,
