@@ -38,16 +38,17 @@ def provision_command(config_path: Path, vmid: int | None = None, *, state_path:
         raise PhoenixError(f"{config_path}: declares no templates")
     report = as_reporter(reporter)
 
-    def run(active_client) -> int:
-        simulated = sim or talks_to_simulator(active_client)
+    def run(active_client, simulated: bool, storage_roots=None) -> int:
+        simulated = simulated or talks_to_simulator(active_client)
         for spec in templates:
             ensure_template(active_client, spec, cache_dir=cache_dir or default_cache_dir(), reporter=report,
-                            simulated=simulated, on_pve_host=on_pve_host, image_storage=image_storage)
+                            simulated=simulated, on_pve_host=on_pve_host, image_storage=image_storage,
+                            storage_roots=storage_roots)
         return 0
 
     if client is not None:
-        return run(client)
+        return run(client, sim)
     from phoenix.workflow import GlobalOptions, connect
 
-    with connect(GlobalOptions(config=Path(config_path), state=Path(state_path), sim=sim)) as connected:
-        return run(connected)
+    with connect(GlobalOptions(config=Path(config_path), state=Path(state_path), sim=sim)) as connection:
+        return run(connection.client, sim or connection.simulated, connection.storage_roots)

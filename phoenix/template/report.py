@@ -50,7 +50,7 @@ class ConsoleReporter(Reporter):
     def __init__(self, console=None):
         from rich.console import Console
 
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         super().__init__(lambda line: self.console.print(line, markup=False))
 
     @contextlib.contextmanager
