@@ -5,19 +5,44 @@ Heavy modules are imported inside the commands so that ``phoenix --help`` stays 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
-app = typer.Typer(
+
+class _Typer(typer.Typer):
+    """Every command turns a PhoenixError into one line on stderr and exit code 1 (never a traceback)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def wrapper(*a: Any, **kw: Any) -> Any:
+                from phoenix.errors import PhoenixError
+
+                try:
+                    return fn(*a, **kw)
+                except PhoenixError as exc:
+                    typer.echo(f"error: {exc}", err=True)
+                    raise typer.Exit(exc.exit_code) from None
+
+            register(wrapper)
+            return fn
+
+        return decorator
+
+
+app = _Typer(
     help="Declarative Proxmox VE virtual machines from cloud-image templates.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-sim_app = typer.Typer(help="The built-in Proxmox VE simulator.", no_args_is_help=True)
-template_app = typer.Typer(help="Cloud-image templates.", no_args_is_help=True)
+sim_app = _Typer(help="The built-in Proxmox VE simulator.", no_args_is_help=True)
+template_app = _Typer(help="Cloud-image templates.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
 app.add_typer(template_app, name="template")
 
@@ -135,13 +160,5 @@ def sim_serve(
 
 
 def main() -> None:
-    """Console-script entry point: PhoenixError → one line on stderr, exit 1."""
-    from phoenix.errors import PhoenixError
-
-    try:
-        app()
-    except PhoenixError as exc:
-        import sys
-
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    """Console-script entry point."""
+    app()

@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from rich.console import Console
 
@@ -98,8 +98,11 @@ class Facts:
     desired_fingerprint: str
 
 
-def read_facts(opts: GlobalOptions, client: Any, state: Any) -> Facts:
-    """Desired (validated against the cluster's templates), recorded and actual state."""
+def read_facts(opts: GlobalOptions, client: Any, state: Any, extra_vmids: Iterable[int] = ()) -> Facts:
+    """Desired (validated against the cluster's templates), recorded and actual state.
+
+    Configs are read for the VMs the file declares, the state records and ``extra_vmids``.
+    """
     from phoenix.desired import load_desired
     from phoenix.pve.inventory import read_inventory
 
@@ -108,7 +111,7 @@ def read_facts(opts: GlobalOptions, client: Any, state: Any) -> Facts:
                                    if r.get("type") == "qemu" and int(r.get("template") or 0) == 1)
     cfg = load_desired(opts.config, existing_templates=existing_templates)
     wanted = {t.vmid for t in cfg.templates} | {v.vmid for v in cfg.vms} | {v.clone_from_vmid for v in cfg.vms}
-    wanted |= {int(k) for k in state.resources}
+    wanted |= {int(k) for k in state.resources} | set(extra_vmids)
     inventory = read_inventory(client, sorted(wanted), resources=resources)
     return Facts(cfg, state, inventory, desired_fingerprint(opts.config, cfg))
 
@@ -185,7 +188,7 @@ def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, f
     with store.lock("destroy"):
         state = store.read()
         with connect(opts) as conn:
-            facts = read_facts(opts, conn.client, state)
+            facts = read_facts(opts, conn.client, state, extra_vmids=vmids)
             plan = build_destroy_plan(vmids, state, facts.inventory, force=force)
             return run_plan(plan, facts, store, conn, approve=auto_approve, parallelism=4)
 
@@ -258,7 +261,8 @@ def confirm(out: Console, operation: str) -> bool:
 def check_saved_plan(plan: Any, facts: Facts) -> None:
     """Refuse a saved plan whose world moved on: state written since, file edited, or PVE changed."""
     state = facts.state
-    if plan.state_lineage and (plan.state_lineage != state.lineage or plan.state_serial != state.serial):
+    never_written = plan.state_serial == 0 and state.serial == 0   # no state file then or now
+    if not never_written and (plan.state_lineage != state.lineage or plan.state_serial != state.serial):
         raise PhoenixError(f"saved plan is stale: the state changed since it was made (serial "
                            f"{plan.state_serial} → {state.serial}); run 'phoenix plan' again")
     if plan.desired_fingerprint and plan.desired_fingerprint != facts.desired_fingerprint:
@@ -285,7 +289,7 @@ def import_command(opts: GlobalOptions, vmid: int) -> int:
         if state.get(vmid) is not None:
             raise PhoenixError(f"VM {vmid} is already managed by phoenix")
         with connect(opts) as conn:
-            facts = read_facts(opts, conn.client, state)
+            facts = read_facts(opts, conn.client, state, extra_vmids=[vmid])
         vm_facts = facts.inventory.vms.get(vmid)
         if vm_facts is None:
             raise PhoenixError(f"VM {vmid} does not exist in the cluster")

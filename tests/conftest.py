@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 from proxmoxer import ProxmoxAPI
 
 from phoenix.sim.server import SimServer
@@ -104,3 +105,37 @@ def start_sim():
 def proxmox_for():
     """Factory: ``proxmox_for(server, ticket=False)`` for servers a test starts itself."""
     return proxmox_client
+
+
+class SimControl:
+    """The simulator's unauthenticated side door (loopback only): request stats and fault injection."""
+
+    def __init__(self, server: SimServer):
+        self.server = server
+        self.session = requests.Session()
+        self.verify = str(server.ca_file)  # per call: a session default loses to REQUESTS_CA_BUNDLE
+
+    def _url(self, path: str) -> str:
+        return f"{self.server.endpoint}/_sim/{path}"
+
+    def stats(self) -> dict:
+        response = self.session.get(self._url("stats"), timeout=10, verify=self.verify)
+        response.raise_for_status()
+        return response.json()
+
+    def reset_stats(self) -> None:
+        self.session.post(self._url("stats/reset"), timeout=10, verify=self.verify).raise_for_status()
+
+    def fault(self, **spec) -> None:
+        self.session.post(self._url("faults"), json=spec, timeout=10, verify=self.verify).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.session.delete(self._url("faults"), timeout=10, verify=self.verify).raise_for_status()
+
+
+@pytest.fixture
+def sim_control(sim_server):
+    control = SimControl(sim_server)
+    yield control
+    control.clear_faults()
+    control.session.close()
