@@ -7,8 +7,10 @@ fresh server starts in milliseconds.  ``sim_server_session`` shares one server f
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -139,3 +141,54 @@ def sim_control(sim_server):
     yield control
     control.clear_faults()
     control.session.close()
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "desired" / "phoenix_vm_configs.json"
+
+
+class PhoenixCLI:
+    """The real ``phoenix`` CLI (in-process, typer's runner) against one simulator, config and state file."""
+
+    def __init__(self, server: SimServer, workdir: Path, edit: Callable[[dict], Any] | None = None):
+        desired = workdir / "desired"
+        desired.mkdir(parents=True, exist_ok=True)
+        if (EXAMPLE.parent / "features").is_dir():
+            shutil.copytree(EXAMPLE.parent / "features", desired / "features", dirs_exist_ok=True)
+        self.config = desired / "phoenix_vm_configs.json"
+        self.config.write_text(EXAMPLE.read_text())
+        self.state = workdir / "state" / "phoenix.state.json"
+        self.env = {
+            "PROXMOX_VE_ENDPOINT": server.endpoint,
+            "PROXMOX_VE_API_TOKEN": server.api_token,
+            "PROXMOX_VE_CA_FILE": str(server.ca_file),
+            "PHOENIX_SIM_DATA_DIR": str(server.sim.settings.data_dir),
+            "COLUMNS": "160",
+            "NO_COLOR": "1",
+        }
+        if edit:
+            self.edit(edit)
+
+    def __call__(self, *args: str, input: str | None = None):
+        from typer.testing import CliRunner
+
+        from phoenix.cli import app
+
+        return CliRunner().invoke(app, ["--config", str(self.config), "--state", str(self.state), *args],
+                                  env=self.env, input=input, catch_exceptions=False)
+
+    def edit(self, change: Callable[[dict], Any]) -> None:
+        data = json.loads(self.config.read_text())
+        change(data)
+        self.config.write_text(json.dumps(data, indent=2))
+
+
+@pytest.fixture
+def phoenix_cli(sim_server, tmp_path) -> PhoenixCLI:
+    """phoenix on the shipped example against a fresh single-node simulator."""
+    return PhoenixCLI(sim_server, tmp_path)
+
+
+@pytest.fixture
+def phoenix_cli_for(tmp_path):
+    """Factory: ``phoenix_cli_for(server, edit=None)`` for another simulator or an edited example."""
+    return lambda server, edit=None: PhoenixCLI(server, tmp_path, edit)

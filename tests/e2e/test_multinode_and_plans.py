@@ -3,36 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from typer.testing import CliRunner
-
-from phoenix.cli import app
-
-from conftest import EXAMPLE  # noqa: E402  (tests/e2e/conftest.py)
-
-
-def _cli_for(server, tmp_path, edit=None):
-    desired = tmp_path / "desired"
-    desired.mkdir(exist_ok=True)
-    data = json.loads(EXAMPLE.read_text())
-    if edit:
-        edit(data)
-    (desired / "phoenix_vm_configs.json").write_text(json.dumps(data))
-    if (EXAMPLE.parent / "features").is_dir():
-        shutil.copytree(EXAMPLE.parent / "features", desired / "features", dirs_exist_ok=True)
-    env = {"PROXMOX_VE_ENDPOINT": server.endpoint, "PROXMOX_VE_API_TOKEN": server.api_token,
-           "PROXMOX_VE_CA_FILE": str(server.ca_file), "PHOENIX_SIM_DATA_DIR": str(server.sim.settings.data_dir),
-           "COLUMNS": "160", "NO_COLOR": "1"}
-    base = ["--config", str(desired / "phoenix_vm_configs.json"), "--state", str(tmp_path / "state" / "s.json")]
-
-    def run(*args, input=None):
-        return CliRunner().invoke(app, [*base, *args], env=env, input=input, catch_exceptions=False)
-
-    run.config = desired / "phoenix_vm_configs.json"
-    run.state = tmp_path / "state" / "s.json"
-    return run
 
 
 def spread_over_two_nodes(data):
@@ -43,9 +15,9 @@ def spread_over_two_nodes(data):
     data["vms"][1]["node"] = "pve2"
 
 
-def test_two_nodes_clone_across_and_converge(start_sim, proxmox_for, tmp_path):
+def test_two_nodes_clone_across_and_converge(start_sim, proxmox_for, tmp_path, phoenix_cli_for):
     server = start_sim(tmp_path / "sim", nodes=["pve1", "pve2"])
-    run = _cli_for(server, tmp_path, spread_over_two_nodes)
+    run = phoenix_cli_for(server, spread_over_two_nodes)
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     proxmox = proxmox_for(server)
@@ -59,7 +31,7 @@ def test_two_nodes_clone_across_and_converge(start_sim, proxmox_for, tmp_path):
     assert "No changes." in result.output
 
 
-def test_clone_to_another_node_from_local_storage_fails_with_pves_words(start_sim, tmp_path):
+def test_clone_to_another_node_from_local_storage_fails_with_pves_words(start_sim, tmp_path, phoenix_cli_for):
     server = start_sim(tmp_path / "sim", nodes=["pve1", "pve2"])
 
     def local_template(data):
@@ -67,15 +39,15 @@ def test_clone_to_another_node_from_local_storage_fails_with_pves_words(start_si
         data["templates"][0]["storage_pool"] = "local-lvm"
         data["vm_defaults"]["storage_pool"] = "local-lvm"
 
-    run = _cli_for(server, tmp_path, local_template)
+    run = phoenix_cli_for(server, local_template)
     result = run("apply", "--auto-approve")
     assert result.exit_code == 1
     assert "vm.8002" in result.output and "can't clone to non-shared storage" in result.output  # PVE's words
     assert "vm.8001: Creation complete" in result.output                     # the other chain finished
 
 
-def test_saved_plan_applies_exactly_and_goes_stale(sim_server, tmp_path):
-    run = _cli_for(sim_server, tmp_path)
+def test_saved_plan_applies_exactly_and_goes_stale(sim_server, tmp_path, phoenix_cli_for):
+    run = phoenix_cli_for(sim_server)
     plan_file = tmp_path / "plan.json"
     result = run("plan", "--out", str(plan_file))
     assert result.exit_code == 0, result.output
@@ -88,8 +60,8 @@ def test_saved_plan_applies_exactly_and_goes_stale(sim_server, tmp_path):
     assert "saved plan is stale" in result.output
 
 
-def test_saved_plan_refused_when_file_changed(sim_server, tmp_path):
-    run = _cli_for(sim_server, tmp_path)
+def test_saved_plan_refused_when_file_changed(sim_server, tmp_path, phoenix_cli_for):
+    run = phoenix_cli_for(sim_server)
     plan_file = tmp_path / "plan.json"
     run("plan", "--out", str(plan_file))
     data = json.loads(run.config.read_text())
@@ -100,13 +72,13 @@ def test_saved_plan_refused_when_file_changed(sim_server, tmp_path):
     assert "desired-state file changed" in result.output
 
 
-def test_template_change_needs_replace_flag(sim_server, tmp_path):
+def test_template_change_needs_replace_flag(sim_server, tmp_path, phoenix_cli_for):
     def two_templates(data):
         second = json.loads(json.dumps(data["templates"][0]))
         second.update(vmid=9000, name="noble-b")
         data["templates"].append(second)
 
-    run = _cli_for(sim_server, tmp_path, two_templates)
+    run = phoenix_cli_for(sim_server, two_templates)
     assert run("apply", "--auto-approve").exit_code == 0
     data = json.loads(run.config.read_text())
     data["vms"][1]["clone_from_vmid"] = 9000
@@ -123,8 +95,8 @@ def test_template_change_needs_replace_flag(sim_server, tmp_path):
     assert run("plan", "--detailed-exitcode").exit_code == 0
 
 
-def test_shrinking_a_disk_is_a_plan_error_naming_the_vm(sim_server, tmp_path):
-    run = _cli_for(sim_server, tmp_path)
+def test_shrinking_a_disk_is_a_plan_error_naming_the_vm(sim_server, tmp_path, phoenix_cli_for):
+    run = phoenix_cli_for(sim_server)
     assert run("apply", "--auto-approve").exit_code == 0
     data = json.loads(run.config.read_text())
     data["vms"][0]["disk_size_gb"] = 16
@@ -135,8 +107,8 @@ def test_shrinking_a_disk_is_a_plan_error_naming_the_vm(sim_server, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_unmanaged_vm_is_refused_then_imported(sim_server, proxmox, tmp_path):
-    run = _cli_for(sim_server, tmp_path)
+def test_unmanaged_vm_is_refused_then_imported(sim_server, proxmox, tmp_path, phoenix_cli_for):
+    run = phoenix_cli_for(sim_server)
     assert run("apply", "--auto-approve", "--target", "8000", "--target", "8001").exit_code == 0
     # Someone else makes VM 8002 by hand from the same template.
     proxmox.nodes("pve").qemu(8000).clone.post(newid=8002, name="app-vm-02", full=1)
@@ -150,11 +122,11 @@ def test_unmanaged_vm_is_refused_then_imported(sim_server, proxmox, tmp_path):
     assert run("plan", "--detailed-exitcode").exit_code == 0
 
 
-def test_destroy_refuses_unmanaged_and_template_with_linked_clones(sim_server, proxmox, tmp_path):
+def test_destroy_refuses_unmanaged_and_template_with_linked_clones(sim_server, proxmox, tmp_path, phoenix_cli_for):
     def linked(data):
         data["vm_defaults"]["full_clone"] = False
 
-    run = _cli_for(sim_server, tmp_path, linked)
+    run = phoenix_cli_for(sim_server, linked)
     assert run("apply", "--auto-approve").exit_code == 0, "setup"
     proxmox.nodes("pve").qemu.post(vmid=777, name="other", memory=512)
     result = run("destroy", "777", "--auto-approve")
@@ -166,10 +138,10 @@ def test_destroy_refuses_unmanaged_and_template_with_linked_clones(sim_server, p
     assert run("destroy", "777", "--auto-approve", "--force").exit_code == 0
 
 
-def test_concurrent_apply_fails_at_once_naming_the_holder(sim_server, tmp_path):
+def test_concurrent_apply_fails_at_once_naming_the_holder(sim_server, tmp_path, phoenix_cli_for):
     from phoenix.state.store import StateStore
 
-    run = _cli_for(sim_server, tmp_path)
+    run = phoenix_cli_for(sim_server)
     store = StateStore(run.state)
     with store.lock("apply"):
         result = run("apply", "--auto-approve")
@@ -178,8 +150,8 @@ def test_concurrent_apply_fails_at_once_naming_the_holder(sim_server, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["iso"])
-def test_iso_backend_replaces_the_cloudinit_drive(sim_server, proxmox, tmp_path, backend):
-    run = _cli_for(sim_server, tmp_path, lambda d: d["vm_defaults"].update(snippets_backend=backend))
+def test_iso_backend_replaces_the_cloudinit_drive(sim_server, proxmox, tmp_path, backend, phoenix_cli_for):
+    run = phoenix_cli_for(sim_server, lambda d: d["vm_defaults"].update(snippets_backend=backend))
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     config = proxmox.nodes("pve").qemu(8001).config.get()
