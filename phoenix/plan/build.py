@@ -179,7 +179,8 @@ class _Builder:
             return rc, drift
         rc.action = UPDATE
         rc.steps, rc.blocked, notes = self.update_steps(vm, diff.changed_attributes, actual, desired)
-        rc.notes.extend(notes)
+        if not rc.blocked:
+            rc.notes.extend(notes)
         return rc, drift
 
     def create_steps(self, vm: Any, node: str, template_node: str, template_facts: Any,
@@ -222,7 +223,8 @@ class _Builder:
         needs_reboot = sorted(set(hardware) & REBOOT_ATTRIBUTES) if running else []
         if needs_reboot and not self.options.allow_reboot:
             hardware = [k for k in hardware if k not in needs_reboot]
-            notes.append(f"{', '.join(needs_reboot)} need a reboot of the running VM: run with --allow-reboot")
+            notes.append(f"{', '.join(needs_reboot)}: applying needs a reboot of the running VM; "
+                         f"run with --allow-reboot")
         steps: list[Step] = []
         if "disk_size_gb" in changed:
             steps.append(Step("resize", {"disk": "scsi0", "size_gb": vm.disk_size_gb}))

@@ -66,7 +66,7 @@ def test_failed_step_leaves_a_true_record_and_the_next_plan_shows_only_the_rest(
 @pytest.mark.timeout(120)
 def test_apply_killed_mid_clone_resumes(start_sim, tmp_path, phoenix_cli_for):
     """SIGKILL a real phoenix process while PVE is cloning; a re-run waits for the clone lock and converges."""
-    server = start_sim(tmp_path / "sim", task_scale=1.0, agent_boot_seconds=0.2)
+    server = start_sim(tmp_path / "sim", task_scale=0.5, agent_boot_seconds=0.2)
     run = phoenix_cli_for(server)
     env = {**os.environ, "PROXMOX_VE_ENDPOINT": server.endpoint, "PROXMOX_VE_API_TOKEN": server.api_token,
            "PROXMOX_VE_CA_FILE": str(server.ca_file), "PHOENIX_SIM_DATA_DIR": str(server.sim.settings.data_dir)}
