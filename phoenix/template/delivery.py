@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from phoenix.errors import PhoenixError
@@ -105,24 +106,23 @@ def download_on_pve(client, node: str, storage_id: str, url: str, filename: str,
 
 
 def upload(client, node: str, storage_id: str, path: Path, filename: str, checksum: Checksum | None) -> str:
-    """Multipart upload of ``path`` as ``filename`` (``import`` content); PVE re-checks the checksum."""
-    staged = path if path.name == filename else _hardlink_or_copy(path, path.with_name(filename))
+    """Multipart upload of ``path`` as ``filename`` (``import`` content); PVE re-checks the checksum.
+
+    The multipart part's file name is the open file's name, so a differently named file is staged
+    (hard link, else copy) under ``filename`` in a directory private to this call.
+    """
     params: dict = {"content": "import"}
     if checksum is not None:
         params.update({"checksum": checksum.value, "checksum-algorithm": checksum.algorithm})
-    try:
+    with tempfile.TemporaryDirectory(prefix=".upload-", dir=path.parent) as private:
+        staged = path if path.name == filename else _hardlink_or_copy(path, Path(private) / filename)
         with open(staged, "rb") as handle:
             client.run_task("POST", f"/nodes/{node}/storage/{storage_id}/upload", task_timeout=3600,
                             filename=handle, **params)
-    finally:
-        if staged != path:
-            staged.unlink(missing_ok=True)
     return f"{storage_id}:import/{filename}"
 
 
 def _hardlink_or_copy(source: Path, dest: Path) -> Path:
-    """The multipart part's file name is the open file's name, so stage the file under ``dest``."""
-    dest.unlink(missing_ok=True)
     try:
         os.link(source, dest)
     except OSError:
@@ -134,9 +134,14 @@ def place_on_host(client, storage_id: str, path: Path, filename: str, root: Path
     """Copy ``path`` into the storage's ``import/`` directory (temp name + rename: never half a file)."""
     target_dir = Path(root or storage_path(client, storage_id)) / "import"
     target_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target_dir / f".{filename}.phoenix-tmp"
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, target_dir / filename)
+    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", dir=target_dir)
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target_dir / filename)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return f"{storage_id}:import/{filename}"
 
 

@@ -8,6 +8,7 @@ over.  Only a verified file is renamed to its final name, so a cached file is al
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from typing import Callable
@@ -49,6 +50,15 @@ def download_verified(url: str, dest: Path, checksum: Checksum, *, progress: Pro
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    directory = os.open(dest.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)     # runs sharing a cache take turns (no lock file left)
+        return _download_locked(url, dest, checksum, progress, session, timeout, on_resume)
+    finally:
+        os.close(directory)
+
+
+def _download_locked(url, dest: Path, checksum: Checksum, progress, session, timeout, on_resume) -> Path:
     if dest.exists():
         if hash_file(dest, checksum).hexdigest() == checksum.value:
             return dest

@@ -8,6 +8,8 @@ template.  If anything fails, the half-made VM and the staging image phoenix pla
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,7 +210,18 @@ def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, repo
                               on_resume=lambda have: report.info(f"resuming {name} at byte {have}"))
         report.info(f"{name}: {checksum.algorithm} verified ({checksum.value[:16]}…)")
     filename = delivery.import_filename(image_source_name(spec.image), checksum)
-    work = cache_dir / f"work-{spec.vmid}-{filename}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"work-{spec.vmid}-", dir=cache_dir))   # private to this run
+    try:
+        return _customise_and_deliver(client, node, storage_id, spec, checksum, image, workdir / filename, report,
+                                      stand_in=stand_in, on_pve_host=on_pve_host, customize=customize,
+                                      storage_roots=storage_roots)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _customise_and_deliver(client, node, storage_id, spec, checksum, image: Path, work: Path, report, *,
+                           stand_in: bool, on_pve_host: bool, customize: bool | None, storage_roots) -> _Staged:
+    filename = work.name
     packages = list(getattr(spec.customize, "packages", []) or [])
     commands = list(getattr(spec.customize, "run_commands", []) or [])
     if stand_in:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 __all__ = ["write_synthetic_qcow2", "mark_agent_installed", "AGENT_MARK"]
@@ -41,8 +42,9 @@ def write_synthetic_qcow2(path: Path, virtual_size: int = 2 << 30) -> Path:
     struct.pack_into(">Q", image, refcount_table, refcount_block)
     for cluster in range(4):                          # 16-bit refcounts: every used cluster once
         struct.pack_into(">H", image, refcount_block + 2 * cluster, 1)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(bytes(image))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)   # parallel runs share the cache
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(bytes(image))
     os.replace(tmp, path)
     return path
 
