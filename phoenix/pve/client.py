@@ -27,7 +27,6 @@ from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
 
 __all__ = ["PVEClient", "PVEApiError", "PVEConnectionError", "TaskFailed", "TaskTimeout", "join_path"]
 
-_MUTATING = ("POST", "PUT", "DELETE")
 LOG_TAIL_LINES = 10
 
 

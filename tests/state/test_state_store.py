@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import uuid
 
@@ -157,3 +156,34 @@ def test_put_refuses_a_record_that_gained_a_secret():
         state.put(record)
     assert "cipassword" in str(excinfo.value) and "hunter2" not in str(excinfo.value)
     assert state.get(8001) is None
+
+
+WRITER = """
+import sys
+from phoenix.state import ResourceState, StateStore
+store = StateStore(sys.argv[1])
+state = store.read()
+for i in range(60):
+    state.put(ResourceState(kind="vm", vmid=100 + i, name="x" * 200, node="pve"))
+    store.write(state)
+"""
+
+
+def test_readers_never_see_a_torn_state_while_another_process_writes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    store = StateStore(tmp_path / "state.json")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(store.path)],
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    serials = []
+    try:
+        while writer.poll() is None:
+            state = store.read()  # raises PhoenixError on a half-written file
+            serials.append(state.serial)
+            assert len(state.resources) == state.serial
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == 0
+    assert serials == sorted(serials) and store.read().serial == 60
