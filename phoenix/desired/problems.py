@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 from phoenix.errors import PhoenixError
 
 ROOT = "(top level)"
-_PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
+_PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")  # fullmatch: "$" would accept a trailing newline
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def join_path(base: str, part: str | int) -> str:
         base = ""
     if isinstance(part, int):
         return f"{base}[{part}]"
-    if not _PLAIN_KEY.match(part):  # odd keys stay readable and on one line: vms[0]["a b"]
+    if not _PLAIN_KEY.fullmatch(part):  # odd keys stay readable and on one line: vms[0]["a b"]
         return f"{base}[{json.dumps(part)}]"
     return f"{base}.{part}" if base else part
 

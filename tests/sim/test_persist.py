@@ -91,7 +91,9 @@ def test_phoenix_sim_serve_writes_env_file_and_stops_on_sigterm(tmp_path):
         assert env_path == data_dir.resolve() / "sim.env"
         assert env_path.stat().st_mode & 0o777 == 0o600
         env = dict(line.split("=", 1) for line in env_path.read_text().splitlines())
-        assert set(env) == {"PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN", "PROXMOX_VE_CA_FILE"}
+        assert set(env) == {"PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN", "PROXMOX_VE_CA_FILE",
+                            "PHOENIX_SIM_DATA_DIR"}
+        assert env["PHOENIX_SIM_DATA_DIR"] == str(data_dir.resolve())
         assert env["PROXMOX_VE_ENDPOINT"] in listening
         secret = env["PROXMOX_VE_API_TOKEN"].split("=", 1)[1]
         response = requests.get(f"{env['PROXMOX_VE_ENDPOINT']}/api2/json/nodes/pve1/tasks",
