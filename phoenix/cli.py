@@ -142,6 +142,23 @@ def schema() -> None:
     raise typer.Exit(schema_command())
 
 
+@template_app.command("provision")
+def template_provision(
+    ctx: typer.Context,
+    vmid: Optional[int] = typer.Argument(None, help="Template VMID (default: every declared template)."),
+    on_pve_host: bool = typer.Option(False, "--on-pve-host",
+                                     help="phoenix runs on the PVE node: place the image in the storage directory."),
+    image_storage: Optional[str] = typer.Option(None, "--image-storage",
+                                                help="Storage with 'import' content for the image (default: found)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Image cache (default ~/.cache/phoenix/images)."),
+) -> None:
+    """Build a declared template from its cloud image; does nothing if it already exists."""
+    from phoenix.template.commands import provision_command
+
+    raise typer.Exit(provision_command(ctx.obj.config, vmid, state_path=ctx.obj.state, sim=ctx.obj.sim,
+                                       cache_dir=cache_dir, on_pve_host=on_pve_host, image_storage=image_storage))
+
+
 @sim_app.command("serve")
 def sim_serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),

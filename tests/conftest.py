@@ -136,6 +136,12 @@ class SimControl:
 
 
 @pytest.fixture
+def sim_control_for():
+    """Factory: a SimControl for any SimServer (closed by the caller)."""
+    return SimControl
+
+
+@pytest.fixture
 def sim_control(sim_server):
     control = SimControl(sim_server)
     yield control
