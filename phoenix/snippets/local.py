@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping
 
 from phoenix.snippets.base import StorageRoots, check_name, require_content, snippets_directory, volid_for
 

@@ -11,7 +11,6 @@ import posixpath
 import socket
 import uuid
 from pathlib import Path
-from typing import Mapping
 
 import paramiko
 

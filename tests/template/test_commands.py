@@ -10,7 +10,6 @@ from phoenix.errors import PhoenixError
 from phoenix.template.commands import provision_command
 from phoenix.template.report import RecordingReporter
 
-from .test_provision import client  # noqa: F401 - fixture reuse
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "desired" / "phoenix_vm_configs.json"
 

@@ -8,22 +8,12 @@ import requests
 from phoenix.desired.models import CustomizeSpec, ImageSpec
 from phoenix.desired.spec import TemplateSpec
 from phoenix.errors import PhoenixError
-from phoenix.pve.client import PVEClient, TaskFailed
-from phoenix.pve.settings import ConnectionSettings
+from phoenix.pve.client import TaskFailed
 from phoenix.template.checksum import ChecksumError
 from phoenix.template.provision import ensure_template, talks_to_simulator
 from phoenix.template.report import RecordingReporter
 
 VMID = 9000
-
-
-@pytest.fixture
-def client(sim_server):
-    settings = ConnectionSettings.from_env({"PROXMOX_VE_ENDPOINT": sim_server.endpoint,
-                                            "PROXMOX_VE_API_TOKEN": sim_server.api_token,
-                                            "PROXMOX_VE_CA_FILE": str(sim_server.ca_file)})
-    with PVEClient.connect(settings) as connected:
-        yield connected
 
 
 def make_spec(url: str, *, checksum: str | None = None, checksum_url: str | None = None, delivery: str = "local",

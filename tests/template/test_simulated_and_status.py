@@ -9,7 +9,7 @@ from phoenix.template.report import RecordingReporter
 from phoenix.template.status import parse_marker, render_marker, template_status
 from phoenix.template.checksum import Checksum
 
-from .test_provision import VMID, client, import_files, make_spec, provision  # noqa: F401 - fixture reuse
+from .test_provision import VMID, import_files, make_spec, provision  # noqa: F401 - fixture reuse
 
 UBUNTU = "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"
 SUMS = "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"
