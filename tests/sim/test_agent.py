@@ -9,13 +9,9 @@ from proxmoxer import ResourceException
 
 from phoenix.sim.model.images import SIDECAR_SUFFIX, synthetic_qcow2
 
+from ._tasks import run
+
 NODE = "pve"
-
-
-def run(px, upid: str) -> dict:
-    status = px.nodes(NODE).tasks(upid).status.get()
-    assert status["status"] == "stopped"
-    return status
 
 
 def put_import_image(server, name: str, with_agent: bool) -> str:

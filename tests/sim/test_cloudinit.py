@@ -10,15 +10,11 @@ from urllib.parse import quote
 import pytest
 from proxmoxer import ResourceException
 
+from ._tasks import run
+
 NODE = "pve"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
 MAC = "BC:24:11:AA:BB:CC"
-
-
-def run(px, upid: str) -> dict:
-    status = px.nodes(NODE).tasks(upid).status.get()
-    assert status["status"] == "stopped"
-    return status
 
 
 @pytest.fixture

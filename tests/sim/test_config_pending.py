@@ -9,14 +9,10 @@ from urllib.parse import quote
 import pytest
 from proxmoxer import ResourceException
 
+from ._tasks import run
+
 NODE = "pve"
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
-
-
-def run(px, upid: str) -> dict:
-    status = px.nodes(NODE).tasks(upid).status.get()
-    assert status["status"] == "stopped"
-    return status
 
 
 @pytest.fixture

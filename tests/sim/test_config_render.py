@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from phoenix.sim.core import PVEError
 from phoenix.sim.handlers._vmutil import validate_sshkeys
 from phoenix.sim.model.shacrypt import is_crypted, sha256_crypt
-from phoenix.sim.model.vm import format_pending_delete, parse_config, parse_pending_delete, render_config
+from phoenix.sim.model.vm import (
+    format_pending_delete,
+    parse_config,
+    parse_pending_delete,
+    render_config,
+)
 
 keys = st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True).filter(lambda k: k not in ("description", "digest"))
 values = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 from proxmoxer import ResourceException
 
+from ._tasks import run
+
 NODE = "pve"
-
-
-def run(px, upid: str) -> dict:
-    status = px.nodes(NODE).tasks(upid).status.get()
-    assert status["status"] == "stopped"
-    return status
 
 
 @pytest.fixture

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from proxmoxer.core import ResourceException
 
 from phoenix.sim.core import PVEError
-from phoenix.sim.schema import SCHEMA, Endpoint, Router, check_format, parse_property_string, validate
+from phoenix.sim.schema import (
+    SCHEMA,
+    Endpoint,
+    Router,
+    check_format,
+    parse_property_string,
+    validate,
+)
 from phoenix.sim.schema_formats import FormatError
 
 CONFIG = Endpoint("POST", "/nodes/{node}/qemu/{vmid}/config",

@@ -11,14 +11,10 @@ from proxmoxer import ResourceException
 
 from phoenix.sim.model.images import synthetic_qcow2
 
+from ._tasks import run
+
 NODE = "pve"
 IMAGE = synthetic_qcow2(2 << 30)
-
-
-def run(px, upid: str) -> dict:
-    status = px.nodes(NODE).tasks(upid).status.get()
-    assert status["status"] == "stopped"
-    return status
 
 
 def log_text(px, upid: str) -> str:

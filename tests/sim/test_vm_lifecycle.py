@@ -9,14 +9,10 @@ from proxmoxer import ResourceException
 
 from phoenix.sim.model.images import synthetic_qcow2
 
+from ._tasks import run
+
 NODE = "pve"
 
-
-def run(px, upid: str) -> dict:
-    """Status of a finished task (task_scale 0: the simulator answers after the task ended)."""
-    status = px.nodes(NODE).tasks(upid).status.get()
-    assert status["status"] == "stopped"
-    return status
 
 
 def log_text(px, upid: str) -> str:

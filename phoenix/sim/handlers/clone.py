@@ -147,12 +147,7 @@ def clone_vm(req: Request) -> str:
                     sim.save()
             except Exception as exc:
                 with sim.mutex:
-                    cluster = sim.model
-                    for volid in created:
-                        volume = cluster.volume(node, volid)
-                        if volume is not None:
-                            del cluster.volumes[(volume.node, volume.volid)]
-                    cluster.vms.pop(newid, None)
+                    sim.model.discard_vm(node, newid, created)
                     sim.save()
                 message = getattr(exc, "message", str(exc)).rstrip("\n")
                 raise PVEError(f"clone failed: {message}\n") from exc

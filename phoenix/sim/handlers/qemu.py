@@ -123,12 +123,7 @@ def create_vm(req: Request) -> str:
                 task.sleep(1.0)
         except Exception:
             with sim.mutex:
-                cluster = sim.model
-                for volid in allocated:
-                    volume = cluster.volume(node, volid)
-                    if volume is not None:
-                        del cluster.volumes[(volume.node, volume.volid)]
-                cluster.vms.pop(vmid, None)
+                sim.model.discard_vm(node, vmid, allocated)
                 sim.save()
             raise
         if params.get("start") and params.get("template") != 1:

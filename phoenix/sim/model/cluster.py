@@ -183,6 +183,14 @@ class Cluster:
             return None
         return self.volumes.get((self.vol_node(sid, node), volid))
 
+    def discard_vm(self, node: str, vmid: int, volids: list[str]) -> None:
+        """Undo a failed create or clone: free the volumes it allocated and drop its config, as PVE does."""
+        for volid in volids:
+            volume = self.volume(node, volid)
+            if volume is not None:
+                del self.volumes[(volume.node, volume.volid)]
+        self.vms.pop(vmid, None)
+
     def volumes_of(self, sid: str, node: str) -> list[Volume]:
         key = self.vol_node(sid, node)
         return [v for v in self.volumes.values() if v.storage == sid and v.node == key]
