@@ -76,6 +76,24 @@ def sim_server_session(tmp_path_factory, _sim_seed_dir):
     server.stop()
 
 
+def client_settings(server: SimServer):
+    """ConnectionSettings for ``server`` exactly as phoenix reads them from PROXMOX_VE_* (token, verified TLS)."""
+    from phoenix.pve.settings import ConnectionSettings
+
+    return ConnectionSettings.from_env({"PROXMOX_VE_ENDPOINT": server.endpoint,
+                                        "PROXMOX_VE_API_TOKEN": server.api_token,
+                                        "PROXMOX_VE_CA_FILE": str(server.ca_file)})
+
+
+@pytest.fixture
+def client(sim_server):
+    """phoenix's own PVEClient on the test's simulator."""
+    from phoenix.pve.client import PVEClient
+
+    with PVEClient.connect(client_settings(sim_server)) as connected:
+        yield connected
+
+
 @pytest.fixture
 def proxmox(sim_server) -> ProxmoxAPI:
     """proxmoxer with token auth against ``sim_server``, TLS verified with its CA."""

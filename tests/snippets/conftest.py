@@ -11,17 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.pve.client import PVEClient
-from phoenix.pve.settings import ConnectionSettings
-
-
-@pytest.fixture
-def client(sim_server):
-    settings = ConnectionSettings.from_env({"PROXMOX_VE_ENDPOINT": sim_server.endpoint,
-                                            "PROXMOX_VE_API_TOKEN": sim_server.api_token,
-                                            "PROXMOX_VE_CA_FILE": str(sim_server.ca_file)})
-    with PVEClient.connect(settings) as connected:
-        yield connected
 
 
 @pytest.fixture

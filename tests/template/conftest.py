@@ -34,16 +34,3 @@ def image_server(small_qcow2):
         server.image_path = f"/noble/{name}"
         server.digest = digest
         yield server
-
-
-@pytest.fixture
-def client(sim_server):
-    """A PVEClient on the test's simulator (token auth, verified TLS)."""
-    from phoenix.pve.client import PVEClient
-    from phoenix.pve.settings import ConnectionSettings
-
-    settings = ConnectionSettings.from_env({"PROXMOX_VE_ENDPOINT": sim_server.endpoint,
-                                            "PROXMOX_VE_API_TOKEN": sim_server.api_token,
-                                            "PROXMOX_VE_CA_FILE": str(sim_server.ca_file)})
-    with PVEClient.connect(settings) as connected:
-        yield connected
