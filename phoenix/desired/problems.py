@@ -44,7 +44,7 @@ def _summary(problems: list[Problem], source: str | None) -> str:
     if len(problems) == 1:
         return f"{prefix}{problems[0]}"
     more = len(problems) - 1
-    return f"{prefix}{len(problems)} problems, first: {problems[0]} (and {more} more)"
+    return f"{prefix}{len(problems)} problems, first: {problems[0]} (and {more} more; 'phoenix validate' lists all)"
 
 
 def join_path(base: str, part: str | int) -> str:

@@ -12,7 +12,7 @@ def test_plan_costs_n_plus_a_few_requests(phoenix_cli, sim_control):
     assert result.exit_code == 0, result.output
     stats = sim_control.stats()
     managed = 3                                                   # template 8000, VMs 8001 and 8002
-    assert stats["total"] <= managed + 3, stats
+    assert stats["total"] == managed + 1, stats                   # one /cluster/resources + one config each
     assert stats["by_endpoint"].get("GET /cluster/resources") == 1
     assert stats["by_endpoint"].get("GET /nodes/{node}/qemu/{vmid}/config") == managed
 
