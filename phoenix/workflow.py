@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -96,9 +96,10 @@ class Facts:
     state: Any
     inventory: Any
     desired_fingerprint: str
+    outdated_templates: dict[int, str] = field(default_factory=dict)   # vmid -> why
 
 
-def read_facts(opts: GlobalOptions, client: Any, state: Any, extra_vmids: Iterable[int] = ()) -> Facts:
+def read_facts(opts: GlobalOptions, conn: "Connection", state: Any, extra_vmids: Iterable[int] = ()) -> Facts:
     """Desired (validated against the cluster's templates), recorded and actual state.
 
     Configs are read for the VMs the file declares, the state records and ``extra_vmids``.
@@ -106,6 +107,7 @@ def read_facts(opts: GlobalOptions, client: Any, state: Any, extra_vmids: Iterab
     from phoenix.desired import load_desired
     from phoenix.pve.inventory import read_inventory
 
+    client = conn.client
     resources = client.get("/cluster/resources") or []
     existing_templates = frozenset(int(r["vmid"]) for r in resources
                                    if r.get("type") == "qemu" and int(r.get("template") or 0) == 1)
@@ -113,7 +115,27 @@ def read_facts(opts: GlobalOptions, client: Any, state: Any, extra_vmids: Iterab
     wanted = {t.vmid for t in cfg.templates} | {v.vmid for v in cfg.vms} | {v.clone_from_vmid for v in cfg.vms}
     wanted |= {int(k) for k in state.resources} | set(extra_vmids)
     inventory = read_inventory(client, sorted(wanted), resources=resources)
-    return Facts(cfg, state, inventory, desired_fingerprint(opts.config, cfg))
+    return Facts(cfg, state, inventory, desired_fingerprint(opts.config, cfg),
+                 outdated_templates(cfg, inventory, conn.simulated))
+
+
+def outdated_templates(cfg: Any, inventory: Any, simulated: bool) -> dict[int, str]:
+    """Declared templates whose image checksum moved on upstream since phoenix built them (reported, never
+    rebuilt: clones may still use them).  Costs no PVE call; at most one short sums-file fetch each."""
+    from functools import partial
+
+    from phoenix.template.checksum import fetch_text
+    from phoenix.template.status import compare_with_spec
+
+    found = {}
+    for spec in cfg.templates:
+        facts = inventory.vms.get(spec.vmid)
+        if facts is not None and facts.template:
+            status = compare_with_spec(spec, facts.config, facts.node, fetch=partial(fetch_text, timeout=5),
+                                       simulated=simulated)
+            if status.outdated:
+                found[spec.vmid] = status.reason
+    return found
 
 
 def desired_fingerprint(path: Path, cfg: Any) -> str:
@@ -143,10 +165,10 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
     store = state_store(opts)
     state = store.read()
     with connect(opts) as conn:
-        facts = read_facts(opts, conn.client, state)
+        facts = read_facts(opts, conn, state)
     plan = build_plan(facts.cfg, state, facts.inventory,
                       PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
-                      desired_fingerprint=facts.desired_fingerprint)
+                      desired_fingerprint=facts.desired_fingerprint, outdated_templates=facts.outdated_templates)
     if as_json:
         print(plan_json(plan))
     else:
@@ -169,14 +191,15 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
     with store.lock("apply"):
         state = store.read()
         with connect(opts) as conn:
-            facts = read_facts(opts, conn.client, state)
+            facts = read_facts(opts, conn, state)
             if plan_file is not None:
                 plan = Plan.load(plan_file)
                 check_saved_plan(plan, facts)
             else:
                 plan = build_plan(facts.cfg, state, facts.inventory,
                                   PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
-                                  desired_fingerprint=facts.desired_fingerprint)
+                                  desired_fingerprint=facts.desired_fingerprint,
+                                  outdated_templates=facts.outdated_templates)
             return run_plan(plan, facts, store, conn, approve=auto_approve or plan_file is not None,
                             parallelism=parallelism)
 
@@ -188,7 +211,7 @@ def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, f
     with store.lock("destroy"):
         state = store.read()
         with connect(opts) as conn:
-            facts = read_facts(opts, conn.client, state, extra_vmids=vmids)
+            facts = read_facts(opts, conn, state, extra_vmids=vmids)
             plan = build_destroy_plan(vmids, state, facts.inventory, force=force)
             return run_plan(plan, facts, store, conn, approve=auto_approve, parallelism=4)
 
@@ -289,7 +312,7 @@ def import_command(opts: GlobalOptions, vmid: int) -> int:
         if state.get(vmid) is not None:
             raise PhoenixError(f"VM {vmid} is already managed by phoenix")
         with connect(opts) as conn:
-            facts = read_facts(opts, conn.client, state, extra_vmids=[vmid])
+            facts = read_facts(opts, conn, state, extra_vmids=[vmid])
         vm_facts = facts.inventory.vms.get(vmid)
         if vm_facts is None:
             raise PhoenixError(f"VM {vmid} does not exist in the cluster")

@@ -38,7 +38,8 @@ class PlanError(PhoenixError):
 
 
 def build_plan(cfg: Any, state: Any, inventory: Any, options: PlanOptions | None = None,
-               desired_fingerprint: str = "") -> Plan:
+               desired_fingerprint: str = "", outdated_templates: dict[int, str] | None = None) -> Plan:
+    """``outdated_templates`` (vmid → reason) become warnings: phoenix never rebuilds a template silently."""
     options = options or PlanOptions()
     builder = _Builder(cfg, state, inventory, options)
     plan = Plan(state_lineage=getattr(state, "lineage", ""), state_serial=getattr(state, "serial", 0),
@@ -46,6 +47,9 @@ def build_plan(cfg: Any, state: Any, inventory: Any, options: PlanOptions | None
                 options={"targets": sorted(options.targets), "allow_reboot": options.allow_reboot,
                          "replace": sorted(options.replace)})
     builder.run(plan)
+    for vmid, reason in sorted((outdated_templates or {}).items()):
+        plan.warnings.append(f"template.{vmid} is outdated: {reason}. phoenix does not rebuild it; to rebuild, "
+                             f"destroy it (after its clones) and apply, or declare a new template vmid")
     return plan
 
 

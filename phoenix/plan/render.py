@@ -46,6 +46,8 @@ def render_plan(plan: Plan, console: Console) -> None:
             for change in drift.changes:
                 console.print(f"      {_change_line(change, '~')}")
         console.print()
+    for warning in plan.warnings:
+        console.print(f"[yellow]Warning:[/yellow] {escape(warning)}\n")
     acting = [rc for rc in plan.resource_changes if rc.action != NOOP]
     if not acting:
         console.print("[bold green]No changes.[/bold green] Your infrastructure matches the configuration.")

@@ -15,8 +15,8 @@ from typing import Callable
 from phoenix.errors import PhoenixError
 from phoenix.template.checksum import Checksum, fetch_text, is_loopback_url, resolve_checksum
 
-__all__ = ["TemplateStatus", "TemplateMarker", "template_status", "render_marker", "parse_marker",
-           "find_vm", "first_node"]
+__all__ = ["TemplateStatus", "TemplateMarker", "template_status", "compare_with_spec", "render_marker",
+           "parse_marker", "find_vm", "first_node"]
 
 _MARKER_RE = re.compile(r"^phoenix-(image|image-url|agent-baked):\s*(\S+)\s*$", re.MULTILINE)
 
@@ -93,6 +93,12 @@ def template_status(client, spec, *, fetch: Callable[[str], str] | None = fetch_
         return TemplateStatus(True, False, False,
                               f"VM {spec.vmid} ('{config.get('name', '')}') on node '{node}' is not a template",
                               node=node)
+    return compare_with_spec(spec, config, node, fetch=fetch, simulated=simulated)
+
+
+def compare_with_spec(spec, config: dict, node: str | None, *, fetch: Callable[[str], str] | None = fetch_text,
+                      simulated: bool = False) -> TemplateStatus:
+    """The status of an existing template from its ``config`` (no PVE call; at most one sums-file fetch)."""
     marker = parse_marker(config.get("description"))
     if marker is None or marker.checksum is None:
         return TemplateStatus(True, True, False, f"template {spec.vmid} records no image checksum "
