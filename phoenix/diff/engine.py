@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from phoenix.diff.views import STATE_TRACKED_ATTRIBUTES
 
 
@@ -42,10 +40,25 @@ class ResourceDiff:
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> list[AttributeChange]:
     """Attribute-level differences between two flat views, in a stable (sorted) order."""
+    if _identical(before, after):
+        return []        # the common case (a converged VM): no DeepDiff, whose import pulls in numpy
+    from deepdiff import DeepDiff
+
     # threshold_to_diff_deeper=0: never collapse a very different dict into one root-level change.
     diff = DeepDiff(before, after, ignore_order=False, ignore_numeric_type_changes=True, threshold_to_diff_deeper=0)
     keys = sorted(str(k) for k in diff.affected_root_keys)
     return [AttributeChange(k, before.get(k), after.get(k)) for k in keys]
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal with exactly the same types all the way down (so DeepDiff could find nothing either)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def diff_resource(desired: dict[str, Any], actual: dict[str, Any] | None,
@@ -55,7 +68,7 @@ def diff_resource(desired: dict[str, Any], actual: dict[str, Any] | None,
     observable = [k for k in desired if k not in STATE_TRACKED_ATTRIBUTES]
     if actual is None:
         return ResourceDiff(changes=compare({}, desired))
-    current = {k: actual[k] for k in observable if k in actual}
+    current = {k: actual.get(k) for k in observable}      # absent in PVE = None (a removed option)
     for key in STATE_TRACKED_ATTRIBUTES:
         if key in desired and key in recorded:
             current[key] = recorded[key]
