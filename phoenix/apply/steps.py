@@ -137,10 +137,14 @@ def configure(ctx: ChainContext, step: Step) -> None:
             params["net0"] = propstr.format_net(net)
         elif key == "agent":
             params["agent"] = "enabled=1" if value else "enabled=0"
+        elif value is None:
+            params.setdefault("delete", []).append(key)
         elif key == "tags":
             params["tags"] = ";".join(value)
         else:
             params[key] = value
+    if "delete" in params:
+        params["delete"] = ",".join(params["delete"])
     if params:
         ctx.client.put(f"{ctx.path}/config", digest=config.get("digest"), **params)
     ctx.done(step, dict(attributes))
@@ -164,8 +168,12 @@ def deliver_user_data(ctx: ChainContext, step: Step) -> None:
 
 def set_cloudinit(ctx: ChainContext, step: Step) -> None:
     params: dict[str, Any] = {}
+    removed = [key for key, value in step.args["attributes"].items() if value is None]
     for key, value in step.args["attributes"].items():
-        params[key] = propstr.encode_sshkeys(value) if key == "sshkeys" else value
+        if value is not None:
+            params[key] = propstr.encode_sshkeys(value) if key == "sshkeys" else value
+    if removed:
+        params["delete"] = ",".join(removed)
     ctx.client.put(f"{ctx.path}/config", **params)
     ctx.done(step, dict(step.args["attributes"]))
 

@@ -21,6 +21,8 @@ HARDWARE_ATTRIBUTES = ("name", "cores", "memory_mb", "network_bridge", "agent", 
 CLOUDINIT_ATTRIBUTES = ("ciuser", "sshkeys", "ipconfig0", "nameserver", "searchdomain", "cicustom")
 # Attributes PVE cannot show us; they are compared with what phoenix recorded in its state.
 STATE_TRACKED_ATTRIBUTES = ("template", "user_data")
+# Optional attributes: when a managed one leaves the file, phoenix removes it from PVE (desired None).
+REMOVABLE_ATTRIBUTES = frozenset({"tags", "sshkeys", "ipconfig0", "nameserver", "searchdomain", "cicustom"})
 # Values never printed: shown as "(sensitive)".
 SENSITIVE_ATTRIBUTES = frozenset({"user_data"})
 

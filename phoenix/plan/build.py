@@ -15,6 +15,7 @@ from phoenix.diff.views import (
     CLOUDINIT_ATTRIBUTES,
     HARDWARE_ATTRIBUTES,
     REBOOT_ATTRIBUTES,
+    REMOVABLE_ATTRIBUTES,
     actual_view,
     desired_view,
     disk_size_bytes,
@@ -165,6 +166,9 @@ class _Builder:
         rc.digest = facts.config.get("digest")
         actual = actual_view(facts.config, facts.status)
         recorded = recorded_view(record)
+        for key in REMOVABLE_ATTRIBUTES - set(desired):
+            if recorded.get(key) not in (None, [], ""):
+                desired[key] = None          # phoenix set it before and the file dropped it: remove it
         diff = diff_resource(desired, actual, recorded)
         drift = Drift(rc.address, vm.vmid, diff.drift) if diff.drift else None
         rc.changes = diff.changes
