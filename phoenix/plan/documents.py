@@ -6,7 +6,8 @@ deliver it): the plan never stores the user-data itself because it holds the pas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from phoenix.snippets.base import user_snippet_name
@@ -18,11 +19,25 @@ AGENT_TAG = "phoenix-agent"
 
 @dataclass(frozen=True)
 class VMDocuments:
+    """``network_config`` and ``meta_data`` are rendered on first use: only apply delivers them, and a
+    plan over many VMs would spend most of its time dumping YAML it never looks at."""
+
     user_data: str
-    network_config: str
-    meta_data: str
     options: dict[str, str]          # ciuser, sshkeys, ipconfig0, nameserver, searchdomain
     cicustom: str | None             # user=<storage>:snippets/<file> (None for the iso backend)
+    vm: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def network_config(self) -> str:
+        from phoenix.desired.cloudinit import build_network_config
+
+        return build_network_config(self.vm)
+
+    @cached_property
+    def meta_data(self) -> str:
+        from phoenix.desired.cloudinit import build_meta_data
+
+        return build_meta_data(self.vm)
 
 
 def template_agent_baked(template_config: dict[str, Any]) -> bool:
@@ -43,12 +58,7 @@ def cicustom_for(cfg: Any, vm: Any) -> str | None:
 
 def render_documents(cfg: Any, vm: Any, agent_baked: bool | str) -> VMDocuments:
     """All cloud-init documents of ``vm``; ``agent_baked`` may be KNOWN_AFTER_APPLY at plan time."""
-    from phoenix.desired.cloudinit import (
-        build_meta_data,
-        build_network_config,
-        build_user_data,
-        pve_cloudinit_options,
-    )
+    from phoenix.desired.cloudinit import build_user_data, pve_cloudinit_options
 
     if agent_baked == KNOWN_AFTER_APPLY:
         user_data = KNOWN_AFTER_APPLY
@@ -56,8 +66,7 @@ def render_documents(cfg: Any, vm: Any, agent_baked: bool | str) -> VMDocuments:
         user_data = build_user_data(vm, cfg, agent_baked=bool(agent_baked))
     return VMDocuments(
         user_data=user_data,
-        network_config=build_network_config(vm),
-        meta_data=build_meta_data(vm),
         options=pve_cloudinit_options(vm),
         cicustom=cicustom_for(cfg, vm),
+        vm=vm,
     )
