@@ -73,6 +73,24 @@ def sim_server(tmp_path, _sim_seed_dir):
     server.stop()
 
 
+@pytest.fixture
+def fresh_sim(_sim_seed_dir, tmp_path):
+    """Factory for property tests: ``with fresh_sim() as server:`` a pristine simulator per example."""
+    import contextlib
+    import tempfile
+
+    @contextlib.contextmanager
+    def fresh(**kwargs):
+        workdir = Path(tempfile.mkdtemp(dir=tmp_path))
+        server = start_sim_server(_fresh_data_dir(_sim_seed_dir, workdir / "sim"), **kwargs)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    return fresh
+
+
 @pytest.fixture(scope="session")
 def sim_server_session(tmp_path_factory, _sim_seed_dir):
     """One simulator shared by a whole session, for tests that do not depend on a pristine cluster."""
@@ -219,5 +237,6 @@ def phoenix_cli(sim_server, tmp_path) -> PhoenixCLI:
 
 @pytest.fixture
 def phoenix_cli_for(tmp_path):
-    """Factory: ``phoenix_cli_for(server, edit=None)`` for another simulator or an edited example."""
-    return lambda server, edit=None: PhoenixCLI(server, tmp_path, edit)
+    """Factory: ``phoenix_cli_for(server, edit=None)`` for another simulator or an edited example; the config
+    and state live in the server's data dir's parent, so each server gets its own."""
+    return lambda server, edit=None: PhoenixCLI(server, Path(server.sim.settings.data_dir).parent, edit)

@@ -41,9 +41,12 @@ def declare(data: dict, spec: dict) -> None:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=vm_specs, change=st.sampled_from(sorted(CHANGEABLE)), data=st.data())
-def test_any_declared_vm_converges_and_changes_show_exactly(phoenix_cli, spec, change, data):
-    cli = phoenix_cli
-    cli.edit(lambda d: declare(d, spec))
+def test_any_declared_vm_converges_and_changes_show_exactly(fresh_sim, phoenix_cli_for, spec, change, data):
+    with fresh_sim() as server:
+        check_convergence(phoenix_cli_for(server, lambda d: declare(d, spec)), spec, change, data)
+
+
+def check_convergence(cli, spec, change, data):
     result = cli("apply", "--auto-approve", "--allow-reboot")
     assert result.exit_code == 0, result.output
     result = cli("plan", "--detailed-exitcode")
@@ -64,4 +67,3 @@ def test_any_declared_vm_converges_and_changes_show_exactly(phoenix_cli, spec, c
     result = cli("apply", "--auto-approve", "--allow-reboot")
     assert result.exit_code == 0, result.output
     assert cli("plan", "--detailed-exitcode").exit_code == 0
-    assert cli("destroy", "8001", "--auto-approve").exit_code == 0
