@@ -223,6 +223,7 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     from phoenix.apply.journal import Journal
     from phoenix.apply.report import ConsoleReporter
     from phoenix.apply.steps import ApplyRuntime
+    from phoenix.plan.documents import template_agent_baked
     from phoenix.plan.render import render_plan
     from phoenix.template.provision import provision_for_plan
 
@@ -241,6 +242,9 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
                            reporter=ConsoleReporter(out),
                            snippets=snippet_delivery(facts.cfg, conn.client, conn.storage_roots),
                            provision_template=provision)
+    for vm_facts in facts.inventory.vms.values():        # known templates: no extra call per VM later
+        if vm_facts.template:
+            runtime.agent_baked[vm_facts.vmid] = template_agent_baked(vm_facts.config)
     result = execute(plan, runtime, parallelism=parallelism)
     counts = _done_counts(plan, result)
     verb = "Destroy" if plan.operation == "destroy" else "Apply"
