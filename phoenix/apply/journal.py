@@ -19,7 +19,11 @@ class Journal:
     def __init__(self, store: Any, state: Any):
         self.store = store
         self.state = state
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()        # guards ``state`` (held while it is written, too)
+        self._write_lock = threading.Lock()   # one writer at a time
+        self._changes = 0                     # mutations so far
+        self._saved = 0                       # mutations contained in the file
+
 
     def begin(self, vmid: int, kind: str, name: str, node: str, template_vmid: int | None = None) -> None:
         """Make sure a record exists before the first change to PVE (no-op if it does)."""
@@ -63,4 +67,19 @@ class Journal:
                 self._save()
 
     def _save(self) -> None:
-        self.store.write(self.state)
+        """Called with ``_lock`` held right after a mutation; returns once a write containing it
+        is in the file.  Group commit: chains finishing steps at once share one write (each write
+        is the whole state), instead of queueing one full write per step."""
+        self._changes += 1
+        mine = self._changes
+        self._lock.release()
+        try:
+            with self._write_lock:
+                if self._saved >= mine:
+                    return
+                with self._lock:
+                    covered = self._changes
+                    self.store.write(self.state)
+                self._saved = covered
+        finally:
+            self._lock.acquire()

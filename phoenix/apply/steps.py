@@ -225,7 +225,7 @@ def wait_agent(ctx: ChainContext, step: Step) -> None:
                 ctx.progress(f"waiting for the guest agent ({waited:.0f}s)")
                 last_report = time.monotonic()
         time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+        delay = min(delay * 1.25, 2.0)     # gentle growth: a late ping delays the whole chain
     ctx.done(step)
 
 

@@ -28,6 +28,9 @@ from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
 __all__ = ["PVEClient", "PVEApiError", "PVEConnectionError", "TaskFailed", "TaskTimeout", "join_path"]
 
 LOG_TAIL_LINES = 10
+# Poll-interval growth: the last poll lands at most ~25 % after the task stopped (1.6 cost a
+# 0.5 s clone 0.3 s, and an apply of many short chains ~1.6x its lower bound).
+POLL_GROWTH = 1.25
 
 
 class PVEApiError(PhoenixError):
@@ -203,7 +206,7 @@ class PVEClient:
             if remaining <= 0:
                 raise TaskTimeout(upid, f"still running after {timeout:g} s", self._log_tail(node, upid))
             time.sleep(min(interval, remaining))
-            interval = min(interval * 1.6, max_interval)
+            interval = min(interval * POLL_GROWTH, max_interval)
         exitstatus = str(status.get("exitstatus", ""))
         if exitstatus == "OK" or exitstatus.startswith("WARNINGS"):
             return status
