@@ -252,6 +252,10 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     sim: Simulator
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-request (killed, timed out, TLS aborted) is logged, not printed."""
+        log.debug("connection from %s ended abnormally", client_address, exc_info=True)
+
 
 class SimServer:
     """A started-on-demand simulated PVE over HTTPS; use as a context manager or start()/stop()."""
