@@ -76,7 +76,14 @@ def execute(plan: Plan, runtime: ApplyRuntime, parallelism: int = 4, per_node: i
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="phoenix-apply") as pool:
         for rc in ordered:
             futures[rc.vmid] = pool.submit(run_chain, rc, dependencies(rc))
-        results = [futures[rc.vmid].result() for rc in changes]
+        try:
+            results = [futures[rc.vmid].result() for rc in changes]
+        except KeyboardInterrupt:
+            # Like Terraform: let running steps finish (their state is recorded), start nothing new.
+            runtime.stop.set()
+            runtime.reporter.note("Interrupted: letting running steps finish; no new step starts. "
+                                  "Press Ctrl-C again to abandon them (the state stays true).")
+            results = [futures[rc.vmid].result() for rc in changes]
     return ApplyResult(chains=results, seconds=time.monotonic() - started)
 
 
@@ -86,6 +93,9 @@ def _run_steps(rc: ResourceChange, runtime: ApplyRuntime) -> ChainResult:
     done: list[str] = []
     runtime.reporter.chain_started(rc)
     for step in rc.steps:
+        if runtime.stop.is_set():
+            return ChainResult(rc.address, rc.vmid, ok=False, seconds=time.monotonic() - started,
+                               error=f"interrupted before {step.op}", steps_done=done)
         step_started = time.monotonic()
         runtime.reporter.step_started(rc, step)
         try:

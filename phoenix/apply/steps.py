@@ -4,6 +4,7 @@ and does nothing when that already matches, so re-running after a crash is alway
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -30,6 +31,7 @@ class ApplyRuntime:
     snippets: Any                                   # snippet backend (phoenix.snippets)
     provision_template: Callable[..., Any]          # (client, spec, reporter=callable(line)) -> TemplateResult
     agent_baked: dict[int, bool] = field(default_factory=dict)   # template vmid -> agent in image
+    stop: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: start no further step
 
 
 @dataclass

@@ -90,3 +90,31 @@ def test_apply_killed_mid_clone_resumes(start_sim, tmp_path, phoenix_cli_for):
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert run("plan", "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_lets_running_steps_finish_and_starts_nothing_new(start_sim, tmp_path, phoenix_cli_for):
+    server = start_sim(tmp_path / "sim", task_scale=0.5, agent_boot_seconds=0.2)
+    run = phoenix_cli_for(server)
+    env = {**os.environ, **run.env}
+    cmd = [sys.executable, "-m", "phoenix", "--config", str(run.config), "--state", str(run.state),
+           "apply", "--auto-approve"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "cloning" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stdout.readlines()
+    assert proc.wait(timeout=60) == 1
+    output = "".join(lines)
+    assert "Interrupted: letting running steps finish" in output, output
+    assert "interrupted before" in output
+    assert "Traceback" not in output
+    state = json.loads(run.state.read_text())
+    cloned = [vmid for vmid, r in state["resources"].items() if "clone" in r["steps_done"]]
+    assert cloned, "the clone that was running finished and was recorded"
+    result = run("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert run("plan", "--detailed-exitcode").exit_code == 0
