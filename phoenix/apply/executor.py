@@ -81,8 +81,7 @@ def execute(plan: Plan, runtime: ApplyRuntime, parallelism: int = 4, per_node: i
         except KeyboardInterrupt:
             # Like Terraform: let running steps finish (their state is recorded), start nothing new.
             runtime.stop.set()
-            runtime.reporter.note("Interrupted: letting running steps finish; no new step starts. "
-                                  "Press Ctrl-C again to abandon them (the state stays true).")
+            runtime.reporter.note("Interrupted: letting running steps finish; no new step starts.")
             results = [futures[rc.vmid].result() for rc in changes]
     return ApplyResult(chains=results, seconds=time.monotonic() - started)
 
