@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, Workspace, desired_fleet, median, node_names, print_table, start_server, write_results  # noqa: E402
 
 SEEDS = RESULTS / "seed"
+SEED_FORMAT = 2                # 2: user-data fingerprinted as its canonical document, not its YAML text
 NODES = node_names(1)
 TARGET_REQUESTS_EXTRA = 3      # plan at N VMs: ≤ N + 3 requests
 TARGET_SECONDS_1000 = 2.0      # … and ≤ 2 s at 1,000 VMs, 10 ms latency
@@ -39,7 +40,8 @@ TARGET_RSS_MB = 150.0
 def seed(count: int, *, rebuild: bool = False, log=print) -> Path:
     """A directory holding a converged fleet of ``count`` VMs (sim/, state/, desired/), made by phoenix."""
     doc = desired_fleet(count, NODES)
-    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+    # SEED_FORMAT: bump when what phoenix records changes (e.g. how user-data is fingerprinted).
+    key = hashlib.sha256(json.dumps([SEED_FORMAT, doc], sort_keys=True).encode()).hexdigest()[:12]
     path = SEEDS / f"plan-{count}-{key}"
     if (path / "ok").exists() and not rebuild:
         return path

@@ -160,7 +160,7 @@ def deliver_user_data(ctx: ChainContext, step: Step) -> None:
                                                     f"{vm.clone_from_vmid}/config"))
         ctx.runtime.agent_baked[vm.clone_from_vmid] = baked
     docs = render_documents(ctx.runtime.cfg, vm, baked)
-    fingerprint = ctx.runtime.journal.state.fingerprint(docs.user_data)
+    fingerprint = ctx.runtime.journal.state.fingerprint(docs.fingerprint_source)
     planned = step.args.get("user_data")
     if planned not in (None, KNOWN_AFTER_APPLY) and planned != fingerprint:
         raise PhoenixError(f"VM {vm.vmid}: its user-data changed since the plan was made; run plan again")

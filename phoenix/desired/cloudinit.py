@@ -47,7 +47,17 @@ def feature_scripts(vm: VMSpec, cfg: DesiredConfig) -> list[tuple[str, str]]:
 
 
 def build_user_data(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> str:
-    """The ``#cloud-config`` user-data: host name, the user, the guest agent, then the features.
+    """The ``#cloud-config`` user-data text (see :func:`user_data_document`)."""
+    return build_user_data_text(user_data_document(vm, cfg, agent_baked))
+
+
+def build_user_data_text(document: dict[str, Any]) -> str:
+    """Dump a :func:`user_data_document` as ``#cloud-config`` YAML."""
+    return "#cloud-config\n" + _dump(document)
+
+
+def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> dict[str, Any]:
+    """The user-data as data: host name, the user, the guest agent, then the features.
 
     ``agent_baked``: the template image already has qemu-guest-agent, so it is only started;
     otherwise it is installed through ``packages`` and enabled and started first in ``runcmd``.
@@ -89,7 +99,7 @@ def build_user_data(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> str:
         for name, _ in scripts:
             runcmd.append(["sh", "-c", f"{FEATURE_DIR}/{name}.sh >>{LOG_DIR}/feature-{name}.log 2>&1"])
     document["runcmd"] = runcmd
-    return "#cloud-config\n" + _dump(document)
+    return document
 
 
 def build_network_config(vm: VMSpec) -> str:

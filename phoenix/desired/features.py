@@ -8,6 +8,7 @@ must be idempotent.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -28,9 +29,19 @@ class FeatureError(ValueError):
 
 def _scan(directory: Path) -> dict[str, Path]:
     """``name → file`` in one directory; ``x.sh.j2`` wins over ``x.sh``."""
+    try:
+        stamp = directory.stat().st_mtime_ns       # changes when a file is added, removed or renamed
+    except OSError:
+        return {}
+    return dict(_scan_cached(directory, stamp))
+
+
+@functools.lru_cache(maxsize=32)
+def _scan_cached(directory: Path, stamp: int) -> tuple[tuple[str, Path], ...]:
+    """One directory listing per (directory, mtime): a plan renders features for every VM."""
     found: dict[str, Path] = {}
     if not directory.is_dir():
-        return found
+        return ()
     for path in sorted(directory.iterdir()):
         if not path.is_file():
             continue
@@ -38,7 +49,7 @@ def _scan(directory: Path) -> dict[str, Path]:
             found[path.name[:-6]] = path
         elif path.name.endswith(".sh") and len(path.name) > 3:
             found.setdefault(path.name[:-3], path)
-    return found
+    return tuple(found.items())
 
 
 def available_features(base_dir: Optional[Path]) -> dict[str, Path]:
@@ -69,7 +80,10 @@ def feature_context(vm: "VMSpec") -> dict[str, object]:
     }
 
 
+@functools.lru_cache(maxsize=16)
 def _environment(directory: Path) -> jinja2.Environment:
+    """One jinja2 environment per features directory: it compiles each template once (and reloads a
+    template whose file changed), instead of once per VM."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
         undefined=jinja2.StrictUndefined,

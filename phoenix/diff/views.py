@@ -29,7 +29,7 @@ SENSITIVE_ATTRIBUTES = frozenset({"user_data"})
 GIB = 1 << 30
 
 
-def desired_view(vm: Any, cloudinit_options: dict[str, str], user_data: str, cicustom: str | None,
+def desired_view(vm: Any, cloudinit_options: dict[str, str], user_data_source: str, cicustom: str | None,
                  fingerprint: Callable[[str], str]) -> dict[str, Any]:
     """The declared attributes of ``vm`` (a ``VMSpec``) in phoenix's vocabulary.
 
@@ -60,7 +60,7 @@ def desired_view(vm: Any, cloudinit_options: dict[str, str], user_data: str, cic
     if vm.start:
         view["power"] = "running"
     view["template"] = vm.clone_from_vmid
-    view["user_data"] = fingerprint(user_data)
+    view["user_data"] = fingerprint(user_data_source)
     return view
 
 

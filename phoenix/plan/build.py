@@ -144,7 +144,7 @@ class _Builder:
         baked = KNOWN_AFTER_APPLY if template_pending else template_agent_baked(
             template_facts.config if template_facts else {})
         docs = render_documents(self.cfg, vm, baked)
-        desired = desired_view(vm, docs.options, docs.user_data, docs.cicustom, self.fingerprint)
+        desired = desired_view(vm, docs.options, docs.fingerprint_source, docs.cicustom, self.fingerprint)
         rc = ResourceChange(address=f"vm.{vm.vmid}", vmid=vm.vmid, kind="vm", name=vm.name, node=node,
                             action=NOOP, depends_on=[vm.clone_from_vmid] if template_pending else [])
         if facts is None:

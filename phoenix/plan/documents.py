@@ -6,6 +6,7 @@ deliver it): the plan never stores the user-data itself because it holds the pas
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,13 +20,30 @@ AGENT_TAG = "phoenix-agent"
 
 @dataclass(frozen=True)
 class VMDocuments:
-    """``network_config`` and ``meta_data`` are rendered on first use: only apply delivers them, and a
-    plan over many VMs would spend most of its time dumping YAML it never looks at."""
+    """The texts are rendered on first use: only apply delivers them, and a plan over many VMs would
+    spend most of its time dumping YAML it never looks at.  The plan fingerprints the user-data
+    *document* (canonical JSON of the data the YAML is dumped from), which is cheap and does not
+    change when a YAML library formats the same document differently."""
 
-    user_data: str
+    document: dict[str, Any] | None  # the user-data as data; None when it is known only after apply
     options: dict[str, str]          # ciuser, sshkeys, ipconfig0, nameserver, searchdomain
     cicustom: str | None             # user=<storage>:snippets/<file> (None for the iso backend)
     vm: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def fingerprint_source(self) -> str:
+        """What the state's keyed fingerprint of the user-data is computed over."""
+        if self.document is None:
+            return KNOWN_AFTER_APPLY
+        return json.dumps(self.document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @cached_property
+    def user_data(self) -> str:
+        from phoenix.desired.cloudinit import build_user_data_text
+
+        if self.document is None:
+            raise ValueError("the user-data is known only after the template exists")
+        return build_user_data_text(self.document)
 
     @cached_property
     def network_config(self) -> str:
@@ -58,14 +76,11 @@ def cicustom_for(cfg: Any, vm: Any) -> str | None:
 
 def render_documents(cfg: Any, vm: Any, agent_baked: bool | str) -> VMDocuments:
     """All cloud-init documents of ``vm``; ``agent_baked`` may be KNOWN_AFTER_APPLY at plan time."""
-    from phoenix.desired.cloudinit import build_user_data, pve_cloudinit_options
+    from phoenix.desired.cloudinit import pve_cloudinit_options, user_data_document
 
-    if agent_baked == KNOWN_AFTER_APPLY:
-        user_data = KNOWN_AFTER_APPLY
-    else:
-        user_data = build_user_data(vm, cfg, agent_baked=bool(agent_baked))
+    document = None if agent_baked == KNOWN_AFTER_APPLY else user_data_document(vm, cfg, bool(agent_baked))
     return VMDocuments(
-        user_data=user_data,
+        document=document,
         options=pve_cloudinit_options(vm),
         cicustom=cicustom_for(cfg, vm),
         vm=vm,
