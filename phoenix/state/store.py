@@ -32,6 +32,9 @@ class StateStore:
         self.path = Path(path)
         self.backup_path = self.path.with_name(self.path.name + ".backup")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        # (file signature, lineage, serial) of the version this store last read or wrote: a write
+        # need not re-parse a file that nobody else touched since (an apply writes after every step).
+        self._known: tuple[tuple[int, int, int], str, int] | None = None
 
     def read(self) -> State:
         """The stored state; a missing file is an empty state with a new lineage."""
@@ -41,7 +44,20 @@ class StateStore:
             return State()
         except OSError as exc:
             raise PhoenixError(f"cannot read state {self.path}: {exc.strerror}") from None
-        return self._parse(text, self.path)
+        state = self._parse(text, self.path)
+        self._remember(state)
+        return state
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _remember(self, state: State) -> None:
+        signature = self._signature()
+        self._known = (signature, state.lineage, state.serial) if signature else None
 
     def _parse(self, text: str, where: Path) -> State:
         try:
@@ -68,7 +84,7 @@ class StateStore:
             first = exc.errors()[0]
             loc = ".".join(str(part) for part in first.get("loc", ()))
             raise PhoenixError(f"refusing to write state: {loc}: {first.get('msg')}") from None
-        current = self._read_existing()
+        current = self._current_version()
         if current is not None:
             if current.lineage != state.lineage:
                 raise PhoenixError(f"state {self.path} belongs to lineage {current.lineage}, not {state.lineage}; "
@@ -83,9 +99,16 @@ class StateStore:
             self._keep_backup()
         self._atomic_write(payload)
         state.serial = checked.serial
+        self._remember(state)
         return state
 
-    def _read_existing(self) -> State | None:
+    def _current_version(self) -> State | None:
+        """What is on disk now (lineage and serial matter): re-parsed only if it changed since we saw it."""
+        signature = self._signature()
+        if signature is None:
+            return None
+        if self._known is not None and self._known[0] == signature:
+            return State(lineage=self._known[1], serial=self._known[2])
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
