@@ -30,7 +30,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# SIM_PROFILE_ROOT=<another checkout> serves that checkout's simulator (A/B comparisons of one change)
+sys.path.insert(0, os.environ.get("SIM_PROFILE_ROOT") or str(ROOT))
 
 FIRST_VMID = 10000
 SSH_KEY = "ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIELyzZdGD%2BOekL%2BiD7dqozDfouKGBknYZxQ3AogwAjb%2F%20bench%40x"
@@ -129,7 +130,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drive(info: dict, count: int, clients: int, rounds: int, server_pid: int) -> list[float]:
+def drive(info: dict, count: int, clients: int, rounds: int, server_pid: int) -> list[tuple[float, float, float]]:
     session = requests.Session()
     session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=clients))
     headers = {"Authorization": f"PVEAPIToken={info['token']}"}
@@ -144,14 +145,14 @@ def drive(info: dict, count: int, clients: int, rounds: int, server_pid: int) ->
                           range(FIRST_VMID, FIRST_VMID + count)))
             elapsed, cpu = time.perf_counter() - started, _cpu_seconds(server_pid) - cpu
             mine = time.process_time() - mine
-            rates.append((count + 1) / elapsed)
-            print(f"round {n + 1}: {count + 1} requests in {elapsed:.3f} s = {rates[-1]:.0f} req/s; server CPU "
+            rates.append(((count + 1) / elapsed, cpu * 1e6 / (count + 1), mine * 1e6 / (count + 1)))
+            print(f"round {n + 1}: {count + 1} requests in {elapsed:.3f} s = {rates[-1][0]:.0f} req/s; server CPU "
                   f"{cpu:.2f} s = {cpu * 1e6 / (count + 1):.0f} us/request; client CPU {mine:.2f} s", flush=True)
     session.close()
     return rates
 
 
-def drive_lean(info: dict, count: int, clients: int, rounds: int, server_pid: int) -> list[float]:
+def drive_lean(info: dict, count: int, clients: int, rounds: int, server_pid: int) -> list[tuple[float, float, float]]:
     """The same requests over plain ``http.client`` keep-alive connections (one per thread): a client
     that costs far less CPU than requests, so the server's own capacity shows."""
     import http.client
@@ -183,8 +184,8 @@ def drive_lean(info: dict, count: int, clients: int, rounds: int, server_pid: in
             list(pool.map(lambda vmid: get(f"/nodes/pve/qemu/{vmid}/config"), range(FIRST_VMID, FIRST_VMID + count)))
             elapsed, cpu = time.perf_counter() - started, _cpu_seconds(server_pid) - cpu
             mine = time.process_time() - mine
-            rates.append((count + 1) / elapsed)
-            print(f"round {n + 1} (lean): {count + 1} requests in {elapsed:.3f} s = {rates[-1]:.0f} req/s; server CPU "
+            rates.append(((count + 1) / elapsed, cpu * 1e6 / (count + 1), mine * 1e6 / (count + 1)))
+            print(f"round {n + 1} (lean): {count + 1} requests in {elapsed:.3f} s = {rates[-1][0]:.0f} req/s; server CPU "
                   f"{cpu:.2f} s = {cpu * 1e6 / (count + 1):.0f} us/request; client CPU {mine:.2f} s", flush=True)
         pool.map(lambda _: getattr(local, "conn", None) and local.conn.close(), range(clients))
     return rates
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.05)
             info = json.loads(info_file.read_text())
             if args.py_spy:
-                spy = subprocess.Popen(["py-spy", "record", "-p", str(server.pid), "-o", args.py_spy, "-r", "200", *(["--format", "raw"] if args.py_spy.endswith(".txt") else []),
+                spy = subprocess.Popen(["py-spy", "record", "-p", str(server.pid), "-o", args.py_spy, "-r", "1000", *(["--format", "raw"] if args.py_spy.endswith(".txt") else []),
                                         "--threads", "--gil", "--nonblocking"], stdout=subprocess.DEVNULL)
                 time.sleep(1)
             rates = (drive_lean if args.lean else drive)(info, args.vms, args.clients, args.rounds, server.pid)
@@ -231,9 +232,11 @@ def main(argv: list[str] | None = None) -> int:
                 spy.wait(timeout=60)
             server.terminate()
             server.wait(timeout=60)
-    ordered = sorted(rates)
-    print(f"GET config x {args.vms}, {args.clients} clients: median {ordered[len(ordered) // 2]:.0f} req/s, "
-          f"best {ordered[-1]:.0f} req/s")
+    def mid(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+    print(f"GET config x {args.vms}, {args.clients} clients{' (lean client)' if args.lean else ''}: median "
+          f"{mid([r[0] for r in rates]):.0f} req/s, best {max(r[0] for r in rates):.0f} req/s; server "
+          f"{mid([r[1] for r in rates]):.0f} us CPU/request, client {mid([r[2] for r in rates]):.0f} us/request")
     return 0
 
 
