@@ -79,15 +79,21 @@ def boot_disk_size(conf: dict[str, str]) -> int:
     return propstr.parse_size(size) if size else 0
 
 
+def _sizes(conf: dict[str, str]) -> tuple[int, int, int]:
+    """(memory MiB, cpus, boot disk bytes) of a config: the parsing part of a status entry."""
+    memory = int(propstr.parse(conf.get("memory", str(DEFAULT_MEMORY_MB)), default_key="current").get("current", DEFAULT_MEMORY_MB))
+    cpus = int(conf.get("vcpus") or int(conf.get("sockets", 1)) * int(conf.get("cores", 1)))
+    return memory, cpus, boot_disk_size(conf)
+
+
 def vm_status(vm: VM, full: bool = False) -> dict[str, Any]:
     """vmstatus entry (``/nodes/{node}/qemu``, ``status/current``)."""
     conf = vm.conf
-    memory = int(propstr.parse(conf.get("memory", str(DEFAULT_MEMORY_MB)), default_key="current").get("current", DEFAULT_MEMORY_MB))
-    cpus = int(conf.get("vcpus") or int(conf.get("sockets", 1)) * int(conf.get("cores", 1)))
+    memory, cpus, maxdisk = vm.memo("_status_sizes", (conf,), lambda snapshot: _sizes(dict(snapshot[0])))
     running = vm.running
     status: dict[str, Any] = {
         "vmid": vm.vmid, "status": vm.status, "name": conf.get("name", f"VM {vm.vmid}"), "cpus": cpus,
-        "maxmem": memory << 20, "mem": (memory << 20) // 4 if running else 0, "maxdisk": boot_disk_size(conf),
+        "maxmem": memory << 20, "mem": (memory << 20) // 4 if running else 0, "maxdisk": maxdisk,
         "disk": 0, "cpu": 0.012 if running else 0, "uptime": vm.uptime(), "netin": 0, "netout": 0,
         "diskread": 0, "diskwrite": 0,
     }

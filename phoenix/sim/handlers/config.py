@@ -33,7 +33,7 @@ def get_config(req: Request) -> dict:
         digest = vm.digest
     if "cipassword" in conf:
         conf["cipassword"] = MASKED_PASSWORD
-    result = typed_config(conf)
+    result = dict(vm.memo("_typed_config", (conf,), lambda snapshot: typed_config(dict(snapshot[0]))))
     result["digest"] = digest
     return result
 

@@ -93,7 +93,26 @@ class VM:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha1(self.render().encode()).hexdigest()
+        sections = (self.conf, self.pending, self.cloudinit)
+        return self.memo("_digest", sections, lambda snapshot: hashlib.sha1(
+            render_config(*(dict(items) for items in snapshot)).encode()).hexdigest())
+
+    def memo(self, slot: str, dicts: tuple[dict, ...], compute: Any) -> Any:
+        """``compute(snapshot)`` of these dicts, reused while their contents (and order) stay the same.
+
+        The snapshot (the dicts' items as tuples) is the cache key, so no mutation anywhere can
+        leave a stale value: any change of a key, a value or the order is a miss.  Only string
+        values are cached (``1 == 1.0 == True`` would alias renderings).  ``compute`` must not
+        depend on anything but the snapshot; exceptions propagate uncached.
+        """
+        snapshot = tuple(tuple(d.items()) for d in dicts)
+        cached = self.__dict__.get(slot)
+        if cached is not None and cached[0] == snapshot:
+            return cached[1]
+        value = compute(snapshot)
+        if all(type(v) is str for d in dicts for v in d.values()):
+            self.__dict__[slot] = (snapshot, value)
+        return value
 
     @property
     def is_template(self) -> bool:
