@@ -208,26 +208,30 @@ def reboot(ctx: ChainContext, step: Step) -> None:
 
 
 def wait_agent(ctx: ChainContext, step: Step) -> None:
-    """Poll ``agent/ping`` until the guest agent answers (bounded, with progress every ~10 s)."""
+    """Poll ``agent/ping`` until the guest agent answers (bounded, with progress every ~10 s).
+
+    Poll timing learns how long agents took to come up so far in this run (phoenix.pve.polling)."""
     timeout = float(step.args.get("timeout", 300))
     started = time.monotonic()
-    delay, last_report = 0.05, started
+    last_report = last_miss = started
+    intervals = ctx.client.durations.intervals("guest-agent", max_interval=2.0)
     while True:
         try:
             ctx.client.post(f"{ctx.path}/agent/ping")
+            ctx.client.durations.record("guest-agent", (last_miss + time.monotonic()) / 2 - started)
             break
         except PVEApiError as exc:
             if "No QEMU guest agent configured" in exc.message:
                 raise
-            waited = time.monotonic() - started
+            last_miss = time.monotonic()
+            waited = last_miss - started
             if waited > timeout:
                 raise PhoenixError(f"VM {ctx.rc.vmid}: guest agent did not answer within {timeout:.0f}s "
                                    f"({exc.message})") from None
-            if time.monotonic() - last_report >= 10:
+            if last_miss - last_report >= 10:
                 ctx.progress(f"waiting for the guest agent ({waited:.0f}s)")
-                last_report = time.monotonic()
-        time.sleep(delay)
-        delay = min(delay * 1.25, 2.0)     # gentle growth: a late ping delays the whole chain
+                last_report = last_miss
+        time.sleep(next(intervals))
     ctx.done(step)
 
 

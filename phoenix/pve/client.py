@@ -22,6 +22,7 @@ from proxmoxer.tools import Tasks
 from requests.adapters import HTTPAdapter
 
 from phoenix.errors import PhoenixError
+from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner
 from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_message
 from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
 
@@ -30,7 +31,6 @@ __all__ = ["PVEClient", "PVEApiError", "PVEConnectionError", "TaskFailed", "Task
 LOG_TAIL_LINES = 10
 # Poll-interval growth: the last poll lands at most ~25 % after the task stopped (1.6 cost a
 # 0.5 s clone 0.3 s, and an apply of many short chains ~1.6x its lower bound).
-POLL_GROWTH = 1.25
 
 
 class PVEApiError(PhoenixError):
@@ -86,6 +86,7 @@ class PVEClient:
         self.settings = settings
         self.policy = policy
         self._count_lock = threading.Lock()
+        self.durations = DurationLearner()     # how long each task type took so far (poll timing)
         self._count = 0
         session: requests.Session = api._store["session"]  # proxmoxer exposes no accessor for it
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
@@ -181,32 +182,38 @@ class PVEClient:
     # --- tasks ----------------------------------------------------------------------------------
 
     def wait_task(self, upid: str, timeout: float = 600, on_progress: Callable[[dict], None] | None = None,
-                  *, first_interval: float = 0.05, max_interval: float = 1.0) -> dict:
+                  *, first_interval: float = FIRST, max_interval: float = MAX_INTERVAL) -> dict:
         """Poll the task until it stops; return its final status, or raise :class:`TaskFailed`.
 
         Not ``proxmoxer.tools.Tasks.blocking_status``: it polls at one fixed interval and sleeps
         once more after the task stopped, so short tasks would cost a whole interval each and long
-        ones many requests.  Here the interval starts at ``first_interval`` and grows to
-        ``max_interval``.  ``on_progress`` receives every status dict polled.
+        ones many requests.  Here the intervals come from :attr:`durations`, which learns how long
+        each task type takes in this run (see :mod:`phoenix.pve.polling`).  ``on_progress``
+        receives every status dict polled.
         """
         try:
-            node = Tasks.decode_upid(upid)["node"]
+            decoded = Tasks.decode_upid(upid)
         except (AssertionError, AttributeError):
             raise PhoenixError(f"not a PVE task id (UPID): {upid!r}") from None
+        node, kind = decoded["node"], decoded["type"]
         status_path = f"/nodes/{node}/tasks/{upid}/status"
-        deadline = time.monotonic() + timeout
-        interval = first_interval
+        started = time.monotonic()
+        deadline = started + timeout
+        intervals = self.durations.intervals(kind, first=first_interval, max_interval=max_interval)
+        last_running = started
         while True:
             status = self.get(status_path)
             if on_progress is not None:
                 on_progress(status)
             if status.get("status") == "stopped":
+                # The task ended between the last two polls: remember the midpoint.
+                self.durations.record(kind, (last_running + time.monotonic()) / 2 - started)
                 break
-            remaining = deadline - time.monotonic()
+            last_running = time.monotonic()
+            remaining = deadline - last_running
             if remaining <= 0:
                 raise TaskTimeout(upid, f"still running after {timeout:g} s", self._log_tail(node, upid))
-            time.sleep(min(interval, remaining))
-            interval = min(interval * POLL_GROWTH, max_interval)
+            time.sleep(min(next(intervals), remaining))
         exitstatus = str(status.get("exitstatus", ""))
         if exitstatus == "OK" or exitstatus.startswith("WARNINGS"):
             return status

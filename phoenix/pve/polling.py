@@ -1,0 +1,60 @@
+"""When to ask PVE again: poll intervals that learn how long things take in this run.
+
+PVE has no way to wait for a task; clients poll.  Polling often wastes requests and loads the
+API, polling rarely leaves a finished task unnoticed (a whole chain of steps waits on it).  An
+apply runs the same kinds of task over and over (clone from one template, start, the guest
+agent coming up), so after the first ones phoenix knows about how long the next will take: it
+sleeps until just before that, then polls finely around it.  With nothing learned yet it polls
+at a geometrically growing interval.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import defaultdict, deque
+from typing import Iterator
+
+GROWTH = 1.25          # interval growth without (or beyond) an expectation
+FIRST = 0.05
+MAX_INTERVAL = 1.0
+EARLY = 0.85           # first look at 85 % of the expected duration …
+FINE = 0.04            # … then every 4 % of it (at least FINE_MIN) until 1.5× the expectation
+FINE_MIN = 0.02
+MEMORY = 25            # durations remembered per kind
+
+
+class DurationLearner:
+    """Thread-safe memory of recent durations per kind (``qmclone``, ``resize``, ``agent`` …)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=MEMORY))
+        self._lock = threading.Lock()
+
+    def record(self, kind: str, seconds: float) -> None:
+        with self._lock:
+            self._seen[kind].append(max(0.0, seconds))
+
+    def expected(self, kind: str) -> float | None:
+        with self._lock:
+            seen = list(self._seen.get(kind, ()))
+        return statistics.median(seen) if len(seen) >= 2 else None
+
+    def intervals(self, kind: str, elapsed: float = 0.0, first: float = FIRST,
+                  max_interval: float = MAX_INTERVAL) -> Iterator[float]:
+        """Sleeps between polls for something of ``kind`` that started ``elapsed`` seconds ago."""
+        expected = self.expected(kind)
+        waited = elapsed
+        if expected is not None and expected > 0.1:
+            first_look = EARLY * expected - waited
+            if first_look > 0:
+                yield first_look
+                waited += first_look
+            step = max(FINE_MIN, FINE * expected)
+            while waited < 1.5 * expected:
+                yield step
+                waited += step
+        interval = first
+        while True:
+            yield interval
+            interval = min(interval * GROWTH, max_interval)
