@@ -12,7 +12,7 @@ from phoenix.plan.model import CREATE, DELETE, REPLACE, ResourceChange, Step
 _DONE = {CREATE: "Creation complete", DELETE: "Destruction complete", REPLACE: "Replacement complete"}
 _STEP_LABELS = {
     "provision_template": "provisioning template", "clone": "cloning", "resize": "resizing disk",
-    "configure": "configuring", "deliver_user_data": "delivering user-data", "set_cloudinit": "setting cloud-init",
+    "configure": "configuring", "deliver_user_data": "delivering user-data",
     "regenerate_cloudinit": "regenerating cloud-init drive", "start": "starting", "stop": "stopping",
     "reboot": "rebooting", "wait_agent": "waiting for the guest agent", "destroy": "destroying",
     "remove_user_data": "removing user-data", "forget": "forgetting",

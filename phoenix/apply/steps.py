@@ -36,9 +36,14 @@ class ApplyRuntime:
 
 @dataclass
 class ChainContext:
+    """One resource's chain.  It remembers the config and power state it last saw or made, so the
+    steps of a fresh clone do not ask PVE again for what this chain already knows."""
+
     runtime: ApplyRuntime
     rc: ResourceChange
     node: str
+    known_config: dict[str, Any] | None = None     # without "digest" once this chain changed it
+    known_status: str | None = None
 
     @property
     def client(self) -> Any:
@@ -49,10 +54,20 @@ class ChainContext:
         return f"/nodes/{self.node}/qemu/{self.rc.vmid}"
 
     def config(self) -> dict[str, Any]:
-        return self.client.get(f"{self.path}/config")
+        if self.known_config is None:
+            self.known_config = self.client.get(f"{self.path}/config")
+        return self.known_config
+
+    def changed_config(self, **values: Any) -> None:
+        """This chain wrote the config: keep what it knows, but its digest is no longer current."""
+        if self.known_config is not None:
+            self.known_config.pop("digest", None)
+            self.known_config.update(values)
 
     def status(self) -> str | None:
         """``running``/``stopped``, or None when the VM does not exist."""
+        if self.known_status is not None:
+            return self.known_status
         try:
             return self.client.get(f"{self.path}/status/current")["status"]
         except PVEApiError as exc:
@@ -96,7 +111,9 @@ def clone(ctx: ChainContext, step: Step) -> None:
                 params[key] = args[key]
         ctx.progress(f"cloning {'full' if args['full'] else 'linked'} from template {args['source']}")
         ctx.client.run_task("POST", f"/nodes/{args['source_node']}/qemu/{args['source']}/clone", **params)
-    wait_unlocked(ctx)
+    config = wait_unlocked(ctx)
+    if not config.get("template"):
+        ctx.known_status = "stopped"          # a clone starts stopped; nothing else touches it yet
     ctx.done(step, {"name": args["name"]}, node=node, template_vmid=args["source"])
 
 
@@ -105,8 +122,9 @@ def wait_unlocked(ctx: ChainContext, timeout: float = LOCK_WAIT_S) -> dict[str, 
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
-        config = ctx.config()
+        config = ctx.client.get(f"{ctx.path}/config")
         if not config.get("lock"):
+            ctx.known_config = config
             return config
         if time.monotonic() > deadline:
             raise PhoenixError(f"VM {ctx.rc.vmid} is still locked ({config['lock']}) after {timeout:.0f}s")
@@ -123,15 +141,21 @@ def resize(ctx: ChainContext, step: Step) -> None:
     if have < want:
         ctx.progress(f"resizing {step.args['disk']} to {step.args['size_gb']}G")
         ctx.client.run_task("PUT", f"{ctx.path}/resize", disk=step.args["disk"], size=f"{step.args['size_gb']}G")
+        drive = propstr.parse_drive(ctx.config()[step.args["disk"]])
+        drive["size"] = f"{step.args['size_gb']}G"
+        ctx.changed_config(**{step.args["disk"]: propstr.format_drive(drive)})
     ctx.done(step, {"disk_size_gb": step.args["size_gb"]})
 
 
 def configure(ctx: ChainContext, step: Step) -> None:
+    """One config write for hardware and cloud-init attributes (None = remove the option)."""
     attributes = step.args["attributes"]
     config = ctx.config()
     params: dict[str, Any] = {}
     for key, value in attributes.items():
-        if key == "memory_mb":
+        if value is not None and key == "sshkeys":
+            params["sshkeys"] = propstr.encode_sshkeys(value)
+        elif key == "memory_mb":
             params["memory"] = value
         elif key == "network_bridge":
             net = propstr.parse_net(config["net0"]) if config.get("net0") else {"model": "virtio"}
@@ -149,6 +173,7 @@ def configure(ctx: ChainContext, step: Step) -> None:
         params["delete"] = ",".join(params["delete"])
     if params:
         ctx.client.put(f"{ctx.path}/config", digest=config.get("digest"), **params)
+        ctx.known_config = None               # PVE normalises what it stores (MACs, drive options)
     ctx.done(step, dict(attributes))
 
 
@@ -168,18 +193,6 @@ def deliver_user_data(ctx: ChainContext, step: Step) -> None:
     ctx.done(step, None, fingerprints={"user_data": fingerprint})
 
 
-def set_cloudinit(ctx: ChainContext, step: Step) -> None:
-    params: dict[str, Any] = {}
-    removed = [key for key, value in step.args["attributes"].items() if value is None]
-    for key, value in step.args["attributes"].items():
-        if value is not None:
-            params[key] = propstr.encode_sshkeys(value) if key == "sshkeys" else value
-    if removed:
-        params["delete"] = ",".join(removed)
-    ctx.client.put(f"{ctx.path}/config", **params)
-    ctx.done(step, dict(step.args["attributes"]))
-
-
 def regenerate_cloudinit(ctx: ChainContext, step: Step) -> None:
     ctx.client.put(f"{ctx.path}/cloudinit")
     ctx.done(step)
@@ -189,6 +202,7 @@ def start(ctx: ChainContext, step: Step) -> None:
     if ctx.status() != "running":
         ctx.progress("starting")
         ctx.client.run_task("POST", f"{ctx.path}/status/start")
+        ctx.known_status = "running"
     ctx.done(step, {"power": "running"})
 
 
@@ -197,8 +211,10 @@ def stop(ctx: ChainContext, step: Step) -> None:
     if ctx.status() == "running":
         ctx.progress(f"shutting down (up to {SHUTDOWN_TIMEOUT_S}s, then stop)")
         ctx.client.run_task("POST", f"{ctx.path}/status/shutdown", timeout=SHUTDOWN_TIMEOUT_S, forceStop=1)
+        ctx.known_status = None
         if ctx.status() == "running":
             ctx.client.run_task("POST", f"{ctx.path}/status/stop")
+        ctx.known_status = "stopped"
     ctx.done(step, {"power": "stopped"} if ctx.rc.kind == "vm" else None)
 
 
@@ -238,6 +254,7 @@ def wait_agent(ctx: ChainContext, step: Step) -> None:
 def destroy(ctx: ChainContext, step: Step) -> None:
     if ctx.status() is not None:
         ctx.client.run_task("DELETE", ctx.path, purge=1, **{"destroy-unreferenced-disks": 1})
+    ctx.known_status = ctx.known_config = None
     ctx.done(step)
 
 
@@ -263,7 +280,6 @@ STEPS: dict[str, Callable[[ChainContext, Step], None]] = {
     "resize": resize,
     "configure": configure,
     "deliver_user_data": deliver_user_data,
-    "set_cloudinit": set_cloudinit,
     "regenerate_cloudinit": regenerate_cloudinit,
     "start": start,
     "stop": stop,

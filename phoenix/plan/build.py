@@ -206,20 +206,23 @@ class _Builder:
                                  f"template's disk ({template_size >> 30} GiB); PVE cannot shrink disks")
         if template_size is None or template_size != vm.disk_size_gb * (1 << 30):
             steps.append(Step("resize", {"disk": "scsi0", "size_gb": vm.disk_size_gb}))
-        steps.append(Step("configure", {"attributes": {k: desired[k] for k in HARDWARE_ATTRIBUTES if k in desired}}))
-        steps.extend(self.cloudinit_steps(vm, desired, set(CLOUDINIT_ATTRIBUTES) | {"user_data"}, running=False))
+        declared = [k for k in HARDWARE_ATTRIBUTES + CLOUDINIT_ATTRIBUTES if k in desired]
+        steps.extend(self.config_steps(desired, declared, deliver=True, running=False))
         if vm.start:
             steps += [Step("start", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
         return steps
 
-    def cloudinit_steps(self, vm: Any, desired: dict[str, Any], changed: set[str], running: bool) -> list[Step]:
+    def config_steps(self, desired: dict[str, Any], attributes: list[str], deliver: bool,
+                     running: bool) -> list[Step]:
+        """Deliver the user-data first (``cicustom`` must name an existing snippet), then one config
+        write for every hardware and cloud-init attribute; a running VM's cloud-init drive is
+        regenerated so the change is there at its next boot."""
         steps: list[Step] = []
-        if {"user_data", "cicustom"} & changed:
+        if deliver:
             steps.append(Step("deliver_user_data", {"user_data": desired.get("user_data")}))
-        ci = {k: desired[k] for k in CLOUDINIT_ATTRIBUTES if k in changed and k in desired}
-        if ci:
-            steps.append(Step("set_cloudinit", {"attributes": ci}))
-        if running and steps:
+        if attributes:
+            steps.append(Step("configure", {"attributes": {k: desired[k] for k in attributes}}))
+        if running and (deliver or set(attributes) & set(CLOUDINIT_ATTRIBUTES)):
             steps.append(Step("regenerate_cloudinit", {}, note="takes effect at the next boot"))
         return steps
 
@@ -236,9 +239,9 @@ class _Builder:
         steps: list[Step] = []
         if "disk_size_gb" in changed:
             steps.append(Step("resize", {"disk": "scsi0", "size_gb": vm.disk_size_gb}))
-        if hardware:
-            steps.append(Step("configure", {"attributes": {k: desired[k] for k in hardware}}))
-        steps.extend(self.cloudinit_steps(vm, desired, changed, running))
+        cloudinit = [k for k in CLOUDINIT_ATTRIBUTES if k in changed and k in desired]
+        steps.extend(self.config_steps(desired, hardware + cloudinit, deliver=bool({"user_data", "cicustom"} & changed),
+                                       running=running))
         if needs_reboot and self.options.allow_reboot and desired.get("power") == "running":
             steps += [Step("reboot", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
         elif "power" in changed and desired.get("power") == "running":
