@@ -24,7 +24,6 @@ class Journal:
         self._changes = 0                     # mutations so far
         self._saved = 0                       # mutations contained in the file
 
-
     def begin(self, vmid: int, kind: str, name: str, node: str, template_vmid: int | None = None) -> None:
         """Make sure a record exists before the first change to PVE (no-op if it does)."""
         with self._lock:
