@@ -32,6 +32,8 @@ INDEXED_KEYS: dict[str, list[int]] = SCHEMA["_meta"]["indexed_keys"]
 _NUMBER_RE = re.compile(r"^[+-]?([0-9]+\.[0-9]+|[0-9]+\.|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?$")
 _INTEGER_RE = re.compile(r"^[+-]?[0-9]+$")
 _INDEXED_RE = re.compile(r"^([a-z_]+?)([0-9]+)$")
+_ROUTE_CACHE_SIZE = 8192      # distinct request paths remembered by Router.match (then start over)
+_MISSING = object()
 
 
 class Endpoint:
@@ -71,8 +73,23 @@ class Router:
             self._routes.append((re.compile(f"^{regex}$"), template, by_method))
         # literal segments beat parameters: try templates with fewer placeholders first
         self._routes.sort(key=lambda r: r[1].count("{"))
+        self._cache: dict[str, tuple[str, dict[str, str], dict[str, Endpoint]] | None] = {}
 
     def match(self, path: str) -> tuple[str, dict[str, str], dict[str, Endpoint]] | None:
+        """The first template (fewest placeholders) matching ``path``; answers are memoised per path."""
+        cached = self._cache.get(path, _MISSING)
+        if cached is _MISSING:
+            cached = self._match(path)
+            if len(path) <= 512:
+                if len(self._cache) >= _ROUTE_CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[path] = cached
+        if cached is None:
+            return None
+        template, params, by_method = cached
+        return template, dict(params), by_method      # callers may change their path params
+
+    def _match(self, path: str) -> tuple[str, dict[str, str], dict[str, Endpoint]] | None:
         path = path.rstrip("/") or "/"
         for regex, template, by_method in self._routes:
             found = regex.match(path)
