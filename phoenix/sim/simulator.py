@@ -61,7 +61,13 @@ class Simulator:
             self._store.save(self.model)
 
     def refresh(self) -> None:
-        """Reload the model if another process on the same data dir wrote a newer file."""
+        """Reload the model if another process on the same data dir wrote a newer file.
+
+        The common case (nothing changed) is answered without the mutex; a difference is
+        re-checked under it, so a save of our own in progress is not mistaken for an outside write.
+        """
+        if not self._store.changed_on_disk():
+            return
         with self.mutex:
             if self._store.changed_on_disk():
                 self.model = self._store.load()
