@@ -88,7 +88,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.server_version
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        log.debug("%s - %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s - %s", self.address_string(), format % args)
+
+    _date: tuple[int, str] = (0, "")
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, formatted once per second (it has one-second resolution)."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        cached = _RequestHandler._date
+        if cached[0] != now:
+            cached = _RequestHandler._date = (now, super().date_time_string(now))
+        return cached[1]
 
     def do_GET(self) -> None:
         self._dispatch("GET")
