@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import functools
+import http
+import http.client
 import ipaddress
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
 import time
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -76,6 +81,53 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
     return fields, files
 
 
+# A plain header line: a field name of printable ASCII without ':' (what the email parser's
+# headerRE accepts, minus the cases that parser treats specially), no continuation, no stray CR.
+_PLAIN_HEADER = re.compile(rb"[!-9;-~]+:[^\r\n]*\r?\n")
+
+
+def _parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
+    """``http.client.parse_headers`` without the email feed parser for plain header blocks.
+
+    The lines are read by the stdlib's own reader (same limits, same errors).  When every line is
+    a plain ``Name: value`` line, the message is built exactly as the feed parser + compat32
+    would (name before the first ':', value with leading blanks stripped and the line end
+    removed, empty payload); anything else (continuations, malformed lines, EOF before the blank
+    line, multipart/message content types) goes through the email parser as before.
+    """
+    lines = http.client._read_headers(fp)
+    if lines[-1] in (b"\r\n", b"\n") and all(_PLAIN_HEADER.fullmatch(line) for line in lines[:-1]):
+        message = _class()
+        for line in lines[:-1]:
+            name, _, value = line.decode("iso-8859-1").partition(":")
+            message._headers.append((name, value.lstrip(" \t").rstrip("\r\n")))
+        if message.get_content_maintype() not in ("multipart", "message"):
+            message.set_payload("")
+            return message
+    return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+
+
+class _Delegate:
+    """A stand-in for a module: the given attributes, everything else from ``module``."""
+
+    def __init__(self, module: Any, **overrides: Any):
+        self._module = module
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def _stdlib_with_fast_headers(function: Any) -> Any:
+    """The stdlib's own ``function`` (its code, so its exact behaviour on this Python) with
+    ``http.client.parse_headers`` resolved to :func:`_parse_headers`."""
+    module_globals = dict(function.__globals__)
+    module_globals["http"] = _Delegate(http, client=_Delegate(http.client, parse_headers=_parse_headers))
+    return functools.update_wrapper(
+        types.FunctionType(function.__code__, module_globals, function.__name__, function.__defaults__,
+                           function.__closure__), function)
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "pve-api-daemon/3.0"
     sys_version = ""
@@ -83,6 +135,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True     # no 40 ms delayed-ACK stalls on any write
     timeout = 60
     server: "_HTTPServer"
+
+    if hasattr(http.client, "_read_headers"):
+        parse_request = _stdlib_with_fast_headers(BaseHTTPRequestHandler.parse_request)
 
     def version_string(self) -> str:
         return self.server_version
