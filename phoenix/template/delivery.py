@@ -27,8 +27,11 @@ __all__ = ["import_filename", "find_import_storage", "storage_path", "volume_exi
 _IMPORT_EXT = (".qcow2", ".raw", ".vmdk", ".ova")
 
 
-def import_filename(source_name: str, checksum: Checksum | None) -> str:
-    """``noble-server-cloudimg-amd64.img`` → ``noble-server-cloudimg-amd64-<12 hex>.qcow2``."""
+def import_filename(source_name: str, checksum: Checksum | None, vmid: int) -> str:
+    """``noble-server-cloudimg-amd64.img`` → ``noble-server-cloudimg-amd64-<12 hex>-<vmid>.qcow2``.
+
+    The template's VMID is part of the name: two templates built from one image at the same time
+    must not share (and clean up) one staging file."""
     stem = source_name
     for ext in (".img", *_IMPORT_EXT):
         if stem.endswith(ext):
@@ -36,7 +39,7 @@ def import_filename(source_name: str, checksum: Checksum | None) -> str:
             break
     stem = re.sub(r"[^a-zA-Z0-9\-.+=_]", "_", stem) or "image"
     suffix = f"-{checksum.value[:12]}" if checksum is not None else ""
-    return f"{stem}{suffix}.qcow2"
+    return f"{stem}{suffix}-{vmid}.qcow2"
 
 
 def find_import_storage(client, node: str, preferred: str | None = None) -> str:

@@ -179,7 +179,7 @@ def _resolve_checksum(spec, simulated: bool, report: "_Recorder") -> Checksum | 
 
 
 def _stage_on_pve(client, node, storage_id, spec, checksum, report) -> _Staged:
-    filename = delivery.import_filename(image_source_name(spec.image), checksum)
+    filename = delivery.import_filename(image_source_name(spec.image), checksum, spec.vmid)
     volid = f"{storage_id}:import/{filename}"
     _remove_leftover(client, node, storage_id, volid, report)
     report.info(f"PVE downloads {spec.image.url} into {volid}"
@@ -209,7 +209,7 @@ def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, repo
             download_verified(url, image, checksum, progress=advance,
                               on_resume=lambda have: report.info(f"resuming {name} at byte {have}"))
         report.info(f"{name}: {checksum.algorithm} verified ({checksum.value[:16]}…)")
-    filename = delivery.import_filename(image_source_name(spec.image), checksum)
+    filename = delivery.import_filename(image_source_name(spec.image), checksum, spec.vmid)
     workdir = Path(tempfile.mkdtemp(prefix=f"work-{spec.vmid}-", dir=cache_dir))   # private to this run
     try:
         return _customise_and_deliver(client, node, storage_id, spec, checksum, image, workdir / filename, report,
