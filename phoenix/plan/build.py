@@ -163,6 +163,14 @@ class _Builder:
         if facts.template:
             self.problems.append(f"VM {vm.vmid} ({vm.name}) is a template in PVE; it cannot be managed as a VM")
             return rc, None
+        if facts.lock == "clone":
+            # A clone phoenix started is still running (or was cut off): its config is a stub until the
+            # lock clears. The clone step waits for it; the rest of the chain then completes the VM.
+            rc.action = CREATE
+            rc.changes = [AttributeChange(k, None, v) for k, v in desired.items()]
+            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, docs)
+            rc.notes.append("a clone of this VM is still in progress; phoenix waits for it, then completes the VM")
+            return rc, None
         rc.digest = facts.config.get("digest")
         actual = actual_view(facts.config, facts.status)
         recorded = recorded_view(record)

@@ -23,6 +23,7 @@ from proxmoxer.tools import Tasks
 from requests.adapters import HTTPAdapter
 
 from phoenix.errors import PhoenixError
+from phoenix.pve.direct import DirectGet
 from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner
 from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_message
 from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
@@ -98,6 +99,13 @@ class PVEClient:
         # TLS verification is always passed explicitly (settings.verify), never taken from the env.
         session.proxies.update(requests.utils.get_environ_proxies(f"https://{settings.host}:{settings.port}"))
         session.trust_env = False
+        self._direct: DirectGet | None = None
+        if settings.uses_token and not session.proxies:
+            assert settings.token_secret is not None
+            token = f"{settings.token_user}!{settings.token_name}={settings.token_secret.get_secret_value()}"
+            self._direct = DirectGet(settings.host, settings.port, f"PVEAPIToken={token}",
+                                     _verify(settings),
+                                     settings.timeout, pool_size)
         self._session = session
 
     # --- construction ---------------------------------------------------------------------------
@@ -108,10 +116,7 @@ class PVEClient:
         """Open a session with token or ticket auth (a ticket login happens here, retried if transient)."""
         warn_insecure_once(settings)
         policy = policy or DEFAULT_POLICY
-        verify = settings.verify
-        if verify is True:   # the system store, or the bundle the environment names (as requests would)
-            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        common: dict[str, Any] = {"verify_ssl": verify, "timeout": settings.timeout, "service": "PVE"}
+        common: dict[str, Any] = {"verify_ssl": _verify(settings), "timeout": settings.timeout, "service": "PVE"}
         host = f"{settings.host}:{settings.port}"
         if settings.uses_token:
             assert settings.token_secret is not None
@@ -134,6 +139,8 @@ class PVEClient:
 
     def close(self) -> None:
         self._session.close()
+        if self._direct is not None:
+            self._direct.close()
 
     def __enter__(self) -> "PVEClient":
         return self
@@ -161,8 +168,17 @@ class PVEClient:
         method = method.upper()
         clean = _clean_params(params)
         resource = self.api(path.strip("/"))
+        direct = self._direct if method == "GET" else None
 
         def once() -> Any:
+            if direct is not None:
+                status, reason, body = direct.get(path, clean)
+                with self._count_lock:
+                    self._count += 1
+                if status == 200 and isinstance(body, dict):
+                    return body.get("data")
+                errors = body.get("errors") if isinstance(body, dict) else None
+                raise PVEApiError(status, reason, _errors_dict(errors), method, path)
             try:
                 if method in ("POST", "PUT"):
                     return resource._request(method, data=dict(clean))
@@ -270,6 +286,14 @@ def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
             value = 1 if value else 0
         clean[key] = value
     return clean
+
+
+def _verify(settings: ConnectionSettings) -> bool | str:
+    """The CA file, or the system store / the bundle the environment names (as requests would)."""
+    verify = settings.verify
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify
 
 
 def _errors_dict(errors: Any) -> dict[str, str]:
