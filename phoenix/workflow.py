@@ -232,7 +232,7 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     if not any(rc.actionable for rc in plan.resource_changes):
         return 0
     if not approve and not confirm(out, plan.operation):
-        out.print("Apply cancelled.")
+        out.print("\nDestroy cancelled." if plan.operation == "destroy" else "\nApply cancelled.")
         return 1
     out.print()
     def provision(client: Any, spec: Any, reporter: Any) -> Any:

@@ -273,8 +273,11 @@ def destroy_change(vmid: int, record: Any, facts: Any) -> ResourceChange | None:
     kind = getattr(record, "kind", "vm") if record is not None else ("template" if facts and facts.template else "vm")
     name = (facts.name if facts else None) or getattr(record, "name", "") or str(vmid)
     node = facts.node if facts else getattr(record, "node", "")
+    gone = recorded_view(record) if record is not None else {"name": name}
+    if facts is not None and "power" in gone:
+        gone["power"] = "running" if facts.status == "running" else "stopped"
     rc = ResourceChange(address=f"{kind}.{vmid}", vmid=vmid, kind=kind, name=name, node=node, action=DELETE,
-                        changes=[AttributeChange("exists", True, False)])
+                        changes=[AttributeChange(k, v, None) for k, v in gone.items()])
     if facts is not None:
         rc.digest = facts.config.get("digest")
         if facts.status == "running":
