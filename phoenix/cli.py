@@ -96,13 +96,16 @@ def apply(
     target: list[int] = typer.Option([], "--target", help=VMIDS_HELP),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for 'yes'."),
     parallelism: int = typer.Option(4, "--parallelism", min=1, max=64, help="VM chains run at once."),
+    per_node: Optional[int] = typer.Option(None, "--per-node", min=1, max=64,
+                                           help="VM chains run at once on one node (default: --parallelism)."),
     allow_reboot: bool = typer.Option(False, "--allow-reboot", help="Reboot running VMs for changes that need it."),
     replace: list[int] = typer.Option([], "--replace", help="Allow replacing this VMID (repeatable)."),
 ) -> None:
     """Make PVE match the desired-state file."""
     from phoenix.workflow import apply_command
 
-    raise typer.Exit(apply_command(ctx.obj, plan_file, target, auto_approve, parallelism, allow_reboot, replace))
+    raise typer.Exit(apply_command(ctx.obj, plan_file, target, auto_approve, parallelism, allow_reboot, replace,
+                                   per_node=per_node))
 
 
 @app.command()

@@ -183,7 +183,7 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
 # --- apply / destroy -------------------------------------------------------------------------------
 
 def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int], auto_approve: bool,
-                  parallelism: int, allow_reboot: bool, replace: list[int]) -> int:
+                  parallelism: int, allow_reboot: bool, replace: list[int], per_node: int | None = None) -> int:
     from phoenix.plan.build import PlanOptions, build_plan
     from phoenix.plan.model import Plan
 
@@ -201,7 +201,7 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
                                   desired_fingerprint=facts.desired_fingerprint,
                                   outdated_templates=facts.outdated_templates)
             return run_plan(plan, facts, store, conn, approve=auto_approve or plan_file is not None,
-                            parallelism=parallelism)
+                            parallelism=parallelism, per_node=per_node)
 
 
 def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, force: bool) -> int:
@@ -216,7 +216,8 @@ def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, f
             return run_plan(plan, facts, store, conn, approve=auto_approve, parallelism=4)
 
 
-def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: bool, parallelism: int) -> int:
+def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: bool, parallelism: int,
+             per_node: int | None = None) -> int:
     """Show ``plan``, ask for ``yes``, execute it and print the summary; the exit code."""
     from phoenix.apply.delivery import snippet_delivery
     from phoenix.apply.executor import execute
@@ -245,7 +246,7 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     for vm_facts in facts.inventory.vms.values():        # known templates: no extra call per VM later
         if vm_facts.template:
             runtime.agent_baked[vm_facts.vmid] = template_agent_baked(vm_facts.config)
-    result = execute(plan, runtime, parallelism=parallelism)
+    result = execute(plan, runtime, parallelism=parallelism, per_node=per_node)
     counts = _done_counts(plan, result)
     verb = "Destroy" if plan.operation == "destroy" else "Apply"
     if result.ok:

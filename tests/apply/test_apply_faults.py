@@ -118,3 +118,15 @@ def test_ctrl_c_lets_running_steps_finish_and_starts_nothing_new(start_sim, tmp_
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_per_node_bound_runs_one_chain_at_a_time_on_a_node(sim_server, phoenix_cli_for):
+    run = phoenix_cli_for(sim_server)
+    result = run("apply", "--auto-approve", "--parallelism", "4", "--per-node", "1")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    started = {vm: next(i for i, l in enumerate(lines) if l.startswith(f"{vm}: create")) for vm in ("vm.8001", "vm.8002")}
+    finished = {vm: next(i for i, l in enumerate(lines) if l.startswith(f"{vm}: Creation complete"))
+                for vm in ("vm.8001", "vm.8002")}
+    first, second = sorted(started, key=started.get)
+    assert finished[first] < started[second], result.output
