@@ -158,3 +158,15 @@ def test_iso_backend_replaces_the_cloudinit_drive(sim_server, proxmox, tmp_path,
     assert config["ide3"].startswith("local:iso/phoenix-8001-cidata.iso")
     assert "cicustom" not in config
     assert run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_saved_plan_refused_when_pve_changed_since(sim_server, proxmox, phoenix_cli_for, tmp_path):
+    run = phoenix_cli_for(sim_server)
+    assert run("apply", "--auto-approve").exit_code == 0
+    run.edit(lambda d: d["vms"][0].update(tags=["phoenix", "web"]))
+    plan_file = tmp_path / "plan.json"
+    assert run("plan", "--out", str(plan_file)).exit_code == 0
+    proxmox.nodes("pve").qemu(8001).config.put(description="touched by hand")   # digest changes
+    result = run("apply", str(plan_file))
+    assert result.exit_code == 1
+    assert "vm.8001 changed in PVE since the plan was made" in result.output
