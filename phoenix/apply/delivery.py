@@ -35,7 +35,7 @@ class SnippetDelivery:
             self.backend.put(ctx.node, vm.snippets_storage, user_snippet_name(vm.vmid), docs.user_data.encode())
 
     def remove(self, ctx: Any, vmid: int) -> None:
-        vm = next((v for v in ctx.runtime.cfg.vms if v.vmid == vmid), None)
+        vm = ctx.runtime.cfg.vm(vmid)
         storage = vm.snippets_storage if vm else self.storage
         name = cidata_iso_name(vmid) if self.kind == "iso" else user_snippet_name(vmid)
         self.backend.remove(ctx.node, storage, name)

@@ -76,7 +76,7 @@ class ChainContext:
             raise
 
     def vm(self) -> Any:
-        return next(v for v in self.runtime.cfg.vms if v.vmid == self.rc.vmid)
+        return self.runtime.cfg.vm(self.rc.vmid)
 
     def progress(self, message: str) -> None:
         self.runtime.reporter.progress(self.rc, message)
@@ -88,7 +88,7 @@ class ChainContext:
 # --- templates ------------------------------------------------------------------------------------
 
 def provision_template(ctx: ChainContext, step: Step) -> None:
-    spec = next(t for t in ctx.runtime.cfg.templates if t.vmid == step.args["vmid"])
+    spec = ctx.runtime.cfg.template(step.args["vmid"])
     ctx.runtime.journal.begin(spec.vmid, "template", spec.name, ctx.node)
     result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
     baked = bool(getattr(result, "agent_baked", False))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -112,10 +113,15 @@ class DesiredConfig:
     warnings: list[Problem] = field(default_factory=list)
 
     def template(self, vmid: int) -> Optional[TemplateSpec]:
-        return next((t for t in self.templates if t.vmid == vmid), None)
+        return self._by_vmid[0].get(vmid)
 
     def vm(self, vmid: int) -> Optional[VMSpec]:
-        return next((v for v in self.vms if v.vmid == vmid), None)
+        return self._by_vmid[1].get(vmid)
+
+    @cached_property
+    def _by_vmid(self) -> tuple[dict[int, TemplateSpec], dict[int, VMSpec]]:
+        """Lookups by VMID (an apply asks once per step; a list scan would be O(N) each)."""
+        return {t.vmid: t for t in self.templates}, {v.vmid: v for v in self.vms}
 
     def template_for(self, vm: VMSpec) -> Optional[TemplateSpec]:
         """The declared template ``vm`` clones, or None when it only exists in the cluster."""

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, Valid
 
 from phoenix.errors import PhoenixError
 
-__all__ = ["FORMAT_VERSION", "State", "ResourceState", "fingerprint", "utc_now", "SECRET_ATTRIBUTE_NAMES"]
+__all__ = ["FORMAT_VERSION", "State", "ResourceState", "fingerprint", "first_error", "utc_now",
+           "SECRET_ATTRIBUTE_NAMES"]
 
 FORMAT_VERSION = 1
 
@@ -26,6 +27,12 @@ FORMAT_VERSION = 1
 SECRET_ATTRIBUTE_NAMES = frozenset({
     "password", "password_hash", "cipassword", "api_token", "token", "token_secret", "secret",
 })
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """``(dotted location, message)`` of a validation error's first problem, for a one-line error."""
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first.get("loc", ())), str(first.get("msg"))
 
 
 def utc_now() -> str:
@@ -115,9 +122,8 @@ class State(BaseModel):
         try:
             resource = ResourceState.model_validate(resource.model_dump())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first.get("loc", ()))
-            raise PhoenixError(f"refusing to record VM {resource.vmid} in the state: {where}: {first['msg']}") from None
+            where, message = first_error(exc)
+            raise PhoenixError(f"refusing to record VM {resource.vmid} in the state: {where}: {message}") from None
         self.resources = {**self.resources, str(resource.vmid): resource}
 
     def remove(self, vmid: int) -> ResourceState | None:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from phoenix.errors import PhoenixError
 from phoenix.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
-from phoenix.state.model import FORMAT_VERSION, State
+from phoenix.state.model import FORMAT_VERSION, State, first_error
 
 __all__ = ["StateStore"]
 
@@ -63,10 +63,9 @@ class StateStore:
         try:
             state = State.model_validate_json(text)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(part) for part in first.get("loc", ())) or "(top level)"
+            loc, message = first_error(exc)
             hint = f"; the previous state is in {self.backup_path}" if self.backup_path.exists() else ""
-            raise PhoenixError(f"state {where} is invalid at {loc}: {first.get('msg')}{hint}") from None
+            raise PhoenixError(f"state {where} is invalid at {loc or '(top level)'}: {message}{hint}") from None
         if state.format_version > FORMAT_VERSION:
             raise PhoenixError(f"state {where} has format_version {state.format_version}; this phoenix "
                                f"understands up to {FORMAT_VERSION} (upgrade phoenix)")
@@ -81,9 +80,8 @@ class StateStore:
         try:
             checked = State.model_validate(state.model_dump())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(part) for part in first.get("loc", ()))
-            raise PhoenixError(f"refusing to write state: {loc}: {first.get('msg')}") from None
+            loc, message = first_error(exc)
+            raise PhoenixError(f"refusing to write state: {loc}: {message}") from None
         current = self._current_version()
         if current is not None:
             if current.lineage != state.lineage:
