@@ -26,7 +26,7 @@ def test_curl_with_an_api_token(sim_server):
     assert json.loads(body)["data"]["release"] == "9.1"
 
 
-def test_curl_with_a_ticket_like_pves_documentation(sim_server, tmp_path):
+def test_curl_with_a_ticket_like_pves_documentation(sim_server):
     # As in PVE's API documentation: get a ticket, then send it as a cookie, with the CSRF
     # token on writes.
     status, body = curl(sim_server, "--data-urlencode", "username=root@pam",
