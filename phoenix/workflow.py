@@ -219,7 +219,7 @@ def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, f
 def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: bool, parallelism: int,
              per_node: int | None = None) -> int:
     """Show ``plan``, ask for ``yes``, execute it and print the summary; the exit code."""
-    from phoenix.apply.delivery import snippet_delivery
+    from phoenix.apply.delivery import SnippetDelivery
     from phoenix.apply.executor import execute
     from phoenix.apply.journal import Journal
     from phoenix.apply.report import ConsoleReporter
@@ -241,7 +241,7 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
 
     runtime = ApplyRuntime(client=conn.client, cfg=facts.cfg, journal=Journal(store, facts.state),
                            reporter=ConsoleReporter(out),
-                           snippets=snippet_delivery(facts.cfg, conn.client, conn.storage_roots),
+                           snippets=SnippetDelivery(facts.cfg, conn.client, conn.storage_roots),
                            provision_template=provision)
     for vm_facts in facts.inventory.vms.values():        # known templates: no extra call per VM later
         if vm_facts.template:

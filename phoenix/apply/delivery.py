@@ -18,6 +18,9 @@ StorageRoots = Callable[[str, str], Path]
 
 
 class SnippetDelivery:
+    """The configured backend for this run; ``storage_roots`` points the ``local`` backend at a
+    simulator's storage directories (see ``workflow.connect``)."""
+
     def __init__(self, cfg: Any, client: Any, storage_roots: StorageRoots | None = None):
         self.kind = snippets_backend(cfg)
         self.storage = cfg.defaults.snippets_storage
@@ -39,12 +42,6 @@ class SnippetDelivery:
         storage = vm.snippets_storage if vm else self.storage
         name = cidata_iso_name(vmid) if self.kind == "iso" else user_snippet_name(vmid)
         self.backend.remove(ctx.node, storage, name)
-
-
-def snippet_delivery(cfg: Any, client: Any, storage_roots: StorageRoots | None = None) -> SnippetDelivery:
-    """The backend for this run; ``storage_roots`` points the ``local`` backend at a simulator's
-    storage directories (see ``workflow.connect``)."""
-    return SnippetDelivery(cfg, client, storage_roots)
 
 
 def sim_storage_roots(data_dir: Path) -> StorageRoots:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from phoenix.diff.views import GIB, disk_size_bytes
 from phoenix.errors import PhoenixError
-from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents, template_agent_baked
+from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import ResourceChange, Step
 from phoenix.pve import propstr
 from phoenix.pve.client import PVEApiError
@@ -179,11 +179,10 @@ def configure(ctx: ChainContext, step: Step) -> None:
 
 def deliver_user_data(ctx: ChainContext, step: Step) -> None:
     vm = ctx.vm()
+    # Known for every template: read with the inventory, or recorded when this apply provisioned it.
     baked = ctx.runtime.agent_baked.get(vm.clone_from_vmid)
     if baked is None:
-        baked = template_agent_baked(ctx.client.get(f"/nodes/{_node_of(ctx, vm.clone_from_vmid)}/qemu/"
-                                                    f"{vm.clone_from_vmid}/config"))
-        ctx.runtime.agent_baked[vm.clone_from_vmid] = baked
+        raise PhoenixError(f"VM {vm.vmid}: template {vm.clone_from_vmid} was not found when the apply began")
     docs = render_documents(ctx.runtime.cfg, vm, baked)
     fingerprint = ctx.runtime.journal.state.fingerprint(docs.fingerprint_source)
     planned = step.args.get("user_data")
@@ -265,13 +264,6 @@ def remove_user_data(ctx: ChainContext, step: Step) -> None:
 
 def forget(ctx: ChainContext, step: Step) -> None:
     ctx.runtime.journal.forget(ctx.rc.vmid)
-
-
-def _node_of(ctx: ChainContext, vmid: int) -> str:
-    for item in ctx.client.get("/cluster/resources", type="vm"):
-        if int(item["vmid"]) == vmid:
-            return item["node"]
-    raise PhoenixError(f"template {vmid} not found in the cluster")
 
 
 STEPS: dict[str, Callable[[ChainContext, Step], None]] = {
