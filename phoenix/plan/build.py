@@ -97,8 +97,9 @@ class _Builder:
             raise PlanError("; ".join(self.problems))
 
     # --- templates ---------------------------------------------------------------------------
-    def template_node(self, spec: Any) -> str:
-        return spec.node or (self.nodes[0] if self.nodes else "pve")
+    def template_node(self, spec: Any | None) -> str:
+        """Where a template is (to be) built: its declared node, else the cluster's first node."""
+        return (spec.node if spec is not None else None) or (self.nodes[0] if self.nodes else "pve")
 
     def template_change(self, spec: Any) -> ResourceChange | None:
         facts = self.inv.vms.get(spec.vmid)
@@ -135,8 +136,7 @@ class _Builder:
         elif template_facts is not None and not template_facts.template and not template_pending:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): clone_from_vmid {vm.clone_from_vmid} is a VM, "
                                  f"not a template")
-        template_node = template_facts.node if template_facts else self.template_node(
-            self.cfg.template_for(vm)) if self.cfg.template_for(vm) else (self.nodes[0] if self.nodes else "pve")
+        template_node = template_facts.node if template_facts else self.template_node(self.cfg.template_for(vm))
         node = facts.node if facts else (vm.node or template_node)
         if self.nodes and node not in self.nodes:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): node '{node}' is not in the cluster "
