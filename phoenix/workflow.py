@@ -224,7 +224,6 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     from phoenix.apply.journal import Journal
     from phoenix.apply.report import ConsoleReporter
     from phoenix.apply.steps import ApplyRuntime
-    from phoenix.plan.documents import template_agent_baked
     from phoenix.plan.render import render_plan
     from phoenix.template.provision import provision_for_plan
 
@@ -243,11 +242,8 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
                            reporter=ConsoleReporter(out),
                            snippets=SnippetDelivery(facts.cfg, conn.client, conn.storage_roots),
                            provision_template=provision)
-    for vm_facts in facts.inventory.vms.values():        # known templates: no extra call per VM later
-        if vm_facts.template:
-            runtime.agent_baked[vm_facts.vmid] = template_agent_baked(vm_facts.config)
     result = execute(plan, runtime, parallelism=parallelism, per_node=per_node)
-    counts = _done_counts(plan, result)
+    counts = plan.counts(only=result.succeeded)
     verb = "Destroy" if plan.operation == "destroy" else "Apply"
     if result.ok:
         out.print(f"\n[bold green]{verb} complete![/bold green] Resources: {counts['add']} added, "
@@ -258,20 +254,6 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     for chain in result.failed:
         err_console().print(f"error: {chain.address}: {chain.error}")
     return 1
-
-
-def _done_counts(plan: Any, result: Any) -> dict[str, int]:
-    ok = {c.vmid for c in result.chains if c.ok}
-    counts = {"add": 0, "change": 0, "destroy": 0}
-    for rc in plan.resource_changes:
-        if rc.vmid in ok and rc.actionable:
-            if rc.action in ("create", "replace"):
-                counts["add"] += 1
-            if rc.action == "update":
-                counts["change"] += 1
-            if rc.action in ("delete", "replace"):
-                counts["destroy"] += 1
-    return counts
 
 
 def confirm(out: Console, operation: str) -> bool:

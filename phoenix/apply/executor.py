@@ -1,19 +1,24 @@
 """Run a plan: each resource's chain of steps in order, independent chains in parallel.
 
-Parallelism is bounded overall (``--parallelism``) and per node, VM chains wait for the chain of
-the template they clone from, and template deletions wait for every VM chain.  A failure stops
-only its own chain (and the chains that depend on it); the others finish.
+A scheduler on the calling thread submits a chain to the worker pool only once it may run: the
+chains it depends on are done (a VM's template chain; for a template deletion, every VM chain)
+and both the overall bound (``--parallelism``) and its node's bound (``--per-node``) have room.
+No worker ever waits for another chain, so a slow template build never holds a worker that an
+unrelated VM could use.  A failure stops only its own chain and skips the chains that depend on
+it; the others finish.  A finished chain's outputs (a template's agent fact) are handed to the
+chains that depend on it when they are submitted.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from phoenix.apply.steps import STEPS, ApplyRuntime, ChainContext
 from phoenix.plan.model import DELETE, Plan, ResourceChange
+from phoenix.plan.steps import TemplateOutputs
 
 
 @dataclass
@@ -24,7 +29,7 @@ class ChainResult:
     seconds: float
     error: str = ""
     skipped: bool = False
-    steps_done: list[str] = field(default_factory=list)
+    outputs: TemplateOutputs | None = None
 
 
 @dataclass
@@ -40,6 +45,23 @@ class ApplyResult:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def succeeded(self) -> set[int]:
+        return {c.vmid for c in self.chains if c.ok}
+
+
+def dependencies(changes: list[ResourceChange]) -> dict[int, list[int]]:
+    """VMID → the VMIDs whose chains must be done first (only among ``changes``)."""
+    present = {rc.vmid for rc in changes}
+    vms = [rc.vmid for rc in changes if rc.kind == "vm"]
+    deps: dict[int, list[int]] = {}
+    for rc in changes:
+        wanted = [v for v in rc.depends_on if v in present]
+        if rc.kind == "template" and rc.action == DELETE:
+            wanted += [v for v in vms if v != rc.vmid]
+        deps[rc.vmid] = wanted
+    return deps
+
 
 def execute(plan: Plan, runtime: ApplyRuntime, parallelism: int = 4, per_node: int | None = None) -> ApplyResult:
     """Apply every actionable resource change of ``plan``; never raises for a failed chain."""
@@ -47,54 +69,60 @@ def execute(plan: Plan, runtime: ApplyRuntime, parallelism: int = 4, per_node: i
     changes = [rc for rc in plan.resource_changes if rc.actionable]
     parallelism = max(1, parallelism)
     node_limit = max(1, per_node or parallelism)
-    node_slots: dict[str, threading.BoundedSemaphore] = {}
-    slots_lock = threading.Lock()
-    futures: dict[int, Future[ChainResult]] = {}
+    deps = dependencies(changes)
+    # Templates first, so that their chains (which others wait for) start as early as possible.
+    pending = sorted(changes, key=lambda rc: rc.kind != "template" or rc.action == DELETE)
+    results: dict[int, ChainResult] = {}
+    running: dict[Future[ChainResult], ResourceChange] = {}
+    on_node: Counter[str] = Counter()
 
-    def slot(node: str) -> threading.BoundedSemaphore:
-        with slots_lock:
-            return node_slots.setdefault(node, threading.BoundedSemaphore(node_limit))
+    def schedule(pool: ThreadPoolExecutor) -> None:
+        for rc in list(pending):
+            done = [results.get(v) for v in deps[rc.vmid]]
+            failed = next((r for r in done if r is not None and not r.ok), None)
+            if failed is not None:
+                pending.remove(rc)
+                runtime.reporter.chain_skipped(rc, failed.address)
+                results[rc.vmid] = ChainResult(rc.address, rc.vmid, ok=False, seconds=0.0, skipped=True,
+                                               error=f"skipped: {failed.address} failed")
+            elif None not in done and len(running) < parallelism and on_node[rc.node] < node_limit:
+                pending.remove(rc)
+                inputs = {v: r.outputs for v in deps[rc.vmid] if (r := results[v]).outputs is not None}
+                running[pool.submit(_run_steps, rc, runtime, inputs)] = rc
+                on_node[rc.node] += 1
 
-    def dependencies(rc: ResourceChange) -> list[Future[ChainResult]]:
-        deps = [futures[v] for v in rc.depends_on if v in futures]
-        if rc.kind == "template" and rc.action == DELETE:
-            deps += [f for v, f in futures.items() if v != rc.vmid and _kind(changes, v) == "vm"]
-        return deps
+    def collect(finished: set[Future[ChainResult]]) -> None:
+        for future in finished:
+            rc = running.pop(future)
+            on_node[rc.node] -= 1
+            results[rc.vmid] = future.result()
 
-    def run_chain(rc: ResourceChange, deps: list[Future[ChainResult]]) -> ChainResult:
-        for dep in deps:
-            result = dep.result()
-            if not result.ok:
-                runtime.reporter.chain_skipped(rc, result.address)
-                return ChainResult(rc.address, rc.vmid, ok=False, seconds=0.0, skipped=True,
-                                   error=f"skipped: {result.address} failed")
-        with slot(rc.node):
-            return _run_steps(rc, runtime)
-
-    # Templates first so that their chains get workers before the VM chains that wait on them.
-    ordered = sorted(changes, key=lambda rc: (rc.kind != "template" or rc.action == DELETE, 0))
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="phoenix-apply") as pool:
-        for rc in ordered:
-            futures[rc.vmid] = pool.submit(run_chain, rc, dependencies(rc))
         try:
-            results = [futures[rc.vmid].result() for rc in changes]
+            while pending or running:
+                schedule(pool)
+                if not running:       # nothing can ever run (a dependency outside the plan's chains)
+                    break
+                collect(wait(running, return_when=FIRST_COMPLETED).done)
         except KeyboardInterrupt:
             # Like Terraform: let running steps finish (their state is recorded), start nothing new.
             runtime.stop.set()
             runtime.reporter.note("Interrupted: letting running steps finish; no new step starts.")
-            results = [futures[rc.vmid].result() for rc in changes]
-    return ApplyResult(chains=results, seconds=time.monotonic() - started)
+            collect(wait(running).done)
+        for rc in pending:
+            results[rc.vmid] = ChainResult(rc.address, rc.vmid, ok=False, seconds=0.0,
+                                           error=f"interrupted before {rc.steps[0].op.value}")
+    return ApplyResult(chains=[results[rc.vmid] for rc in changes], seconds=time.monotonic() - started)
 
 
-def _run_steps(rc: ResourceChange, runtime: ApplyRuntime) -> ChainResult:
-    ctx = ChainContext(runtime=runtime, rc=rc, node=rc.node)
+def _run_steps(rc: ResourceChange, runtime: ApplyRuntime, inputs: dict[int, TemplateOutputs]) -> ChainResult:
+    ctx = ChainContext(runtime=runtime, rc=rc, node=rc.node, inputs=inputs)
     started = time.monotonic()
-    done: list[str] = []
     runtime.reporter.chain_started(rc)
     for step in rc.steps:
         if runtime.stop.is_set():
             return ChainResult(rc.address, rc.vmid, ok=False, seconds=time.monotonic() - started,
-                               error=f"interrupted before {step.op}", steps_done=done)
+                               error=f"interrupted before {step.op.value}")
         step_started = time.monotonic()
         runtime.reporter.step_started(rc, step)
         try:
@@ -103,15 +131,8 @@ def _run_steps(rc: ResourceChange, runtime: ApplyRuntime) -> ChainResult:
             message = str(exc) or exc.__class__.__name__
             runtime.reporter.step_failed(rc, step, message)
             return ChainResult(rc.address, rc.vmid, ok=False, seconds=time.monotonic() - started,
-                               error=f"{step.op}: {message}", steps_done=done)
-        done.append(step.op)
+                               error=f"{step.op.value}: {message}")
         runtime.reporter.step_finished(rc, step, time.monotonic() - step_started)
-    if runtime.journal.state.get(rc.vmid) is not None:
-        runtime.journal.complete(rc.vmid)
     seconds = time.monotonic() - started
     runtime.reporter.chain_finished(rc, seconds)
-    return ChainResult(rc.address, rc.vmid, ok=True, seconds=seconds, steps_done=done)
-
-
-def _kind(changes: list[ResourceChange], vmid: int) -> str:
-    return next((rc.kind for rc in changes if rc.vmid == vmid), "")
+    return ChainResult(rc.address, rc.vmid, ok=True, seconds=seconds, outputs=ctx.outputs)

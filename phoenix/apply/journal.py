@@ -1,7 +1,8 @@
-"""The apply journal: every completed step is written to the state file at once.
+"""The apply journal: what every completed step made true is written to the state file at once.
 
 So an interrupted apply leaves a true record: the next plan compares the file with what PVE
-really has and shows only what remains.  A record is created *before* a VM is cloned, so a
+really has and shows only what remains — that is how phoenix resumes (every step is idempotent,
+and the plan is computed afresh from the facts; no list of finished steps is needed).  A record is created *before* a VM is cloned, so a
 crash between PVE creating the VM and phoenix noting it can never leave an unmanaged VM behind.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from phoenix.state.model import ResourceState
+from phoenix.state.model import ResourceState, utc_now
 
 
 class Journal:
@@ -28,16 +29,14 @@ class Journal:
         """Make sure a record exists before the first change to PVE (no-op if it does)."""
         with self._lock:
             record = self.state.get(vmid)
-            if record is None:
-                record = ResourceState(kind=kind, vmid=vmid, name=name, node=node, template_vmid=template_vmid)
-            else:
-                record = record.model_copy(update={"steps_done": []})
-            self.state.put(record)
+            if record is not None:
+                return
+            self.state.put(ResourceState(kind=kind, vmid=vmid, name=name, node=node, template_vmid=template_vmid))
             self._save()
 
-    def step_done(self, vmid: int, step: str, attributes: dict[str, Any] | None = None,
-                  fingerprints: dict[str, str] | None = None, **fields: Any) -> None:
-        """Record one completed step and the attributes it made true."""
+    def record(self, vmid: int, attributes: dict[str, Any] | None = None,
+               fingerprints: dict[str, str] | None = None, **fields: Any) -> None:
+        """Record what one completed step made true (attributes, fingerprints, node…)."""
         with self._lock:
             record = self.state.get(vmid)
             if record is None:
@@ -47,18 +46,9 @@ class Journal:
                 update["attributes"] = {**record.attributes, **attributes}
             if fingerprints:
                 update["fingerprints"] = {**record.fingerprints, **fingerprints}
-            record = record.model_copy(update=update)
-            record.mark_done(step)
-            self.state.put(record)
+            update["updated_at"] = utc_now()
+            self.state.put(record.model_copy(update=update))
             self._save()
-
-    def complete(self, vmid: int) -> None:
-        """The chain finished: the record now describes a converged resource."""
-        with self._lock:
-            record = self.state.get(vmid)
-            if record is not None and record.steps_done:
-                self.state.put(record.model_copy(update={"steps_done": []}))
-                self._save()
 
     def forget(self, vmid: int) -> None:
         with self._lock:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from phoenix.diff.views import GIB, disk_size_bytes
+from phoenix.diff.attributes import GIB, configure_params, disk_size_bytes
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
-from phoenix.plan.model import ResourceChange, Step
+from phoenix.plan.model import ResourceChange
+from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Op, ProvisionTemplate, Resize, Step,
+                                TemplateOutputs, WaitAgent)
 from phoenix.pve import propstr
 from phoenix.pve.client import PVEApiError
 
@@ -30,18 +32,22 @@ class ApplyRuntime:
     reporter: Any
     snippets: Any                                   # snippet backend (phoenix.snippets)
     provision_template: Callable[..., Any]          # (client, spec, reporter=callable(line)) -> TemplateResult
-    agent_baked: dict[int, bool] = field(default_factory=dict)   # template vmid -> agent in image
     stop: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: start no further step
 
 
 @dataclass
 class ChainContext:
     """One resource's chain.  It remembers the config and power state it last saw or made, so the
-    steps of a fresh clone do not ask PVE again for what this chain already knows."""
+    steps of a fresh clone do not ask PVE again for what this chain already knows.
+
+    ``inputs`` are the outputs of the chains this one depends on (finished before it was
+    submitted, so nothing here is shared with a running chain); ``outputs`` is what it hands on."""
 
     runtime: ApplyRuntime
     rc: ResourceChange
     node: str
+    inputs: Mapping[int, TemplateOutputs] = field(default_factory=dict)
+    outputs: TemplateOutputs | None = None
     known_config: dict[str, Any] | None = None     # without "digest" once this chain changed it
     known_status: str | None = None
 
@@ -81,40 +87,40 @@ class ChainContext:
     def progress(self, message: str) -> None:
         self.runtime.reporter.progress(self.rc, message)
 
-    def done(self, step: Step, attributes: dict[str, Any] | None = None, **fields: Any) -> None:
-        self.runtime.journal.step_done(self.rc.vmid, step.op, attributes, **fields)
+    def done(self, attributes: dict[str, Any] | None = None, **fields: Any) -> None:
+        """Record in the state what the step just made true (at once: a crash after it loses nothing)."""
+        self.runtime.journal.record(self.rc.vmid, attributes, **fields)
 
 
 # --- templates ------------------------------------------------------------------------------------
 
-def provision_template(ctx: ChainContext, step: Step) -> None:
-    spec = ctx.runtime.cfg.template(step.args["vmid"])
+def provision_template(ctx: ChainContext, step: ProvisionTemplate) -> None:
+    spec = ctx.runtime.cfg.template(step.vmid)
     ctx.runtime.journal.begin(spec.vmid, "template", spec.name, ctx.node)
     result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
-    baked = bool(getattr(result, "agent_baked", False))
-    ctx.runtime.agent_baked[spec.vmid] = baked
-    ctx.done(step, {"name": spec.name, "image": spec.image.url, "agent_baked": baked},
+    ctx.outputs = TemplateOutputs(agent_baked=bool(result.agent_baked))
+    ctx.done({"name": spec.name, "image": spec.image.url, "agent_baked": ctx.outputs.agent_baked},
              node=getattr(result, "node", None) or ctx.node)
 
 
 # --- VM lifecycle ----------------------------------------------------------------------------------
 
-def clone(ctx: ChainContext, step: Step) -> None:
-    args = step.args
-    node = args.get("target") or args["source_node"]
-    ctx.runtime.journal.begin(ctx.rc.vmid, "vm", args["name"], node, template_vmid=args["source"])
+def clone(ctx: ChainContext, step: Clone) -> None:
+    node = step.target or step.source_node
+    ctx.runtime.journal.begin(ctx.rc.vmid, "vm", step.name, node, template_vmid=step.source)
     ctx.node = node
     if ctx.status() is None:
-        params = {"newid": ctx.rc.vmid, "name": args["name"], "full": 1 if args["full"] else 0}
-        for key in ("target", "storage"):
-            if args.get(key):
-                params[key] = args[key]
-        ctx.progress(f"cloning {'full' if args['full'] else 'linked'} from template {args['source']}")
-        ctx.client.run_task("POST", f"/nodes/{args['source_node']}/qemu/{args['source']}/clone", **params)
+        params: dict[str, Any] = {"newid": ctx.rc.vmid, "name": step.name, "full": 1 if step.full else 0}
+        if step.target:
+            params["target"] = step.target
+        if step.storage:
+            params["storage"] = step.storage
+        ctx.progress(f"cloning {'full' if step.full else 'linked'} from template {step.source}")
+        ctx.client.run_task("POST", f"/nodes/{step.source_node}/qemu/{step.source}/clone", **params)
     config = wait_unlocked(ctx)
     if not config.get("template"):
         ctx.known_status = "stopped"          # a clone starts stopped; nothing else touches it yet
-    ctx.done(step, {"name": args["name"]}, node=node, template_vmid=args["source"])
+    ctx.done({"name": step.name}, node=node, template_vmid=step.source)
 
 
 def wait_unlocked(ctx: ChainContext, timeout: float = LOCK_WAIT_S) -> dict[str, Any]:
@@ -132,69 +138,51 @@ def wait_unlocked(ctx: ChainContext, timeout: float = LOCK_WAIT_S) -> dict[str, 
         delay = min(delay * 2, 1.0)
 
 
-def resize(ctx: ChainContext, step: Step) -> None:
-    want = int(step.args["size_gb"]) * GIB
-    have = disk_size_bytes(ctx.config(), step.args["disk"]) or 0
+def resize(ctx: ChainContext, step: Resize) -> None:
+    want = step.size_gb * GIB
+    have = disk_size_bytes(ctx.config(), step.disk) or 0
     if have > want:
-        raise PhoenixError(f"VM {ctx.rc.vmid}: {step.args['disk']} is {have / GIB:g} GiB, larger than the "
-                           f"declared {step.args['size_gb']} GiB; PVE cannot shrink disks")
+        raise PhoenixError(f"VM {ctx.rc.vmid}: {step.disk} is {have / GIB:g} GiB, larger than the "
+                           f"declared {step.size_gb} GiB; PVE cannot shrink disks")
     if have < want:
-        ctx.progress(f"resizing {step.args['disk']} to {step.args['size_gb']}G")
-        ctx.client.run_task("PUT", f"{ctx.path}/resize", disk=step.args["disk"], size=f"{step.args['size_gb']}G")
-        drive = propstr.parse_drive(ctx.config()[step.args["disk"]])
-        drive["size"] = f"{step.args['size_gb']}G"
-        ctx.changed_config(**{step.args["disk"]: propstr.format_drive(drive)})
-    ctx.done(step, {"disk_size_gb": step.args["size_gb"]})
+        ctx.progress(f"resizing {step.disk} to {step.size_gb}G")
+        ctx.client.run_task("PUT", f"{ctx.path}/resize", disk=step.disk, size=f"{step.size_gb}G")
+        drive = propstr.parse_drive(ctx.config()[step.disk])
+        drive["size"] = f"{step.size_gb}G"
+        ctx.changed_config(**{step.disk: propstr.format_drive(drive)})
+    ctx.done({"disk_size_gb": step.size_gb})
 
 
-def configure(ctx: ChainContext, step: Step) -> None:
-    """One config write for hardware and cloud-init attributes (None = remove the option)."""
-    attributes = step.args["attributes"]
+def configure(ctx: ChainContext, step: Configure) -> None:
+    """One config write for every configured attribute (None = remove the option); the registry
+    (``phoenix.diff.attributes``) says how each one is written."""
     config = ctx.config()
-    params: dict[str, Any] = {}
-    for key, value in attributes.items():
-        if value is not None and key == "sshkeys":
-            params["sshkeys"] = propstr.encode_sshkeys(value)
-        elif key == "memory_mb":
-            params["memory"] = value
-        elif key == "network_bridge":
-            net = propstr.parse_net(config["net0"]) if config.get("net0") else {"model": "virtio"}
-            net["bridge"] = value
-            params["net0"] = propstr.format_net(net)
-        elif key == "agent":
-            params["agent"] = "enabled=1" if value else "enabled=0"
-        elif value is None:
-            params.setdefault("delete", []).append(key)
-        elif key == "tags":
-            params["tags"] = ";".join(value)
-        else:
-            params[key] = value
-    if "delete" in params:
-        params["delete"] = ",".join(params["delete"])
+    params = configure_params(step.attributes, config)
     if params:
         ctx.client.put(f"{ctx.path}/config", digest=config.get("digest"), **params)
         ctx.known_config = None               # PVE normalises what it stores (MACs, drive options)
-    ctx.done(step, dict(attributes))
+    ctx.done(dict(step.attributes))
 
 
-def deliver_user_data(ctx: ChainContext, step: Step) -> None:
+def deliver_user_data(ctx: ChainContext, step: DeliverUserData) -> None:
     vm = ctx.vm()
-    # Known for every template: read with the inventory, or recorded when this apply provisioned it.
-    baked = ctx.runtime.agent_baked.get(vm.clone_from_vmid)
-    if baked is None:
-        raise PhoenixError(f"VM {vm.vmid}: template {vm.clone_from_vmid} was not found when the apply began")
+    baked = step.agent_baked
+    if baked is None:                         # the template was built by this apply: its chain's output
+        template = ctx.inputs.get(step.template_vmid)
+        if template is None:
+            raise PhoenixError(f"VM {vm.vmid}: template {step.template_vmid} was to be built by this apply, "
+                               "but its chain handed nothing on")
+        baked = template.agent_baked
     docs = render_documents(ctx.runtime.cfg, vm, baked)
     fingerprint = ctx.runtime.journal.state.fingerprint(docs.fingerprint_source)
-    planned = step.args.get("user_data")
-    if planned not in (None, KNOWN_AFTER_APPLY) and planned != fingerprint:
+    if step.user_data not in (None, KNOWN_AFTER_APPLY) and step.user_data != fingerprint:
         raise PhoenixError(f"VM {vm.vmid}: its user-data changed since the plan was made; run plan again")
     ctx.runtime.snippets.deliver(ctx, vm, docs)
-    ctx.done(step, None, fingerprints={"user_data": fingerprint})
+    ctx.done(fingerprints={"user_data": fingerprint})
 
 
 def regenerate_cloudinit(ctx: ChainContext, step: Step) -> None:
     ctx.client.put(f"{ctx.path}/cloudinit")
-    ctx.done(step)
 
 
 def start(ctx: ChainContext, step: Step) -> None:
@@ -202,7 +190,7 @@ def start(ctx: ChainContext, step: Step) -> None:
         ctx.progress("starting")
         ctx.client.run_task("POST", f"{ctx.path}/status/start")
         ctx.known_status = "running"
-    ctx.done(step, {"power": "running"})
+    ctx.done({"power": "running"})
 
 
 def stop(ctx: ChainContext, step: Step) -> None:
@@ -214,7 +202,7 @@ def stop(ctx: ChainContext, step: Step) -> None:
         if ctx.status() == "running":
             ctx.client.run_task("POST", f"{ctx.path}/status/stop")
         ctx.known_status = "stopped"
-    ctx.done(step, {"power": "stopped"} if ctx.rc.kind == "vm" else None)
+    ctx.done({"power": "stopped"} if ctx.rc.kind == "vm" else None)
 
 
 def reboot(ctx: ChainContext, step: Step) -> None:
@@ -222,11 +210,11 @@ def reboot(ctx: ChainContext, step: Step) -> None:
     start(ctx, step)
 
 
-def wait_agent(ctx: ChainContext, step: Step) -> None:
+def wait_agent(ctx: ChainContext, step: WaitAgent) -> None:
     """Poll ``agent/ping`` until the guest agent answers (bounded, with progress every ~10 s).
 
     Poll timing learns how long agents took to come up so far in this run (phoenix.pve.polling)."""
-    timeout = float(step.args.get("timeout", 300))
+    timeout = float(step.timeout)
     started = time.monotonic()
     last_report = last_miss = started
     intervals = ctx.client.durations.intervals("guest-agent", max_interval=2.0)
@@ -247,39 +235,39 @@ def wait_agent(ctx: ChainContext, step: Step) -> None:
                 ctx.progress(f"waiting for the guest agent ({waited:.0f}s)")
                 last_report = last_miss
         time.sleep(next(intervals))
-    ctx.done(step)
 
 
 def destroy(ctx: ChainContext, step: Step) -> None:
     if ctx.status() is not None:
         ctx.client.run_task("DELETE", ctx.path, purge=1, **{"destroy-unreferenced-disks": 1})
     ctx.known_status = ctx.known_config = None
-    ctx.done(step)
 
 
 def remove_user_data(ctx: ChainContext, step: Step) -> None:
     ctx.runtime.snippets.remove(ctx, ctx.rc.vmid)
-    ctx.done(step)
 
 
 def forget(ctx: ChainContext, step: Step) -> None:
     ctx.runtime.journal.forget(ctx.rc.vmid)
 
 
-STEPS: dict[str, Callable[[ChainContext, Step], None]] = {
-    "provision_template": provision_template,
-    "clone": clone,
-    "resize": resize,
-    "configure": configure,
-    "deliver_user_data": deliver_user_data,
-    "regenerate_cloudinit": regenerate_cloudinit,
-    "start": start,
-    "stop": stop,
-    "reboot": reboot,
-    "wait_agent": wait_agent,
-    "destroy": destroy,
-    "remove_user_data": remove_user_data,
-    "forget": forget,
+Handler = Callable[[ChainContext, Any], None]
+
+# Every Op has exactly one handler (tests/apply checks that none is missing).
+STEPS: dict[Op, Handler] = {
+    Op.PROVISION_TEMPLATE: provision_template,
+    Op.CLONE: clone,
+    Op.RESIZE: resize,
+    Op.CONFIGURE: configure,
+    Op.DELIVER_USER_DATA: deliver_user_data,
+    Op.REGENERATE_CLOUDINIT: regenerate_cloudinit,
+    Op.START: start,
+    Op.STOP: stop,
+    Op.REBOOT: reboot,
+    Op.WAIT_AGENT: wait_agent,
+    Op.DESTROY: destroy,
+    Op.REMOVE_USER_DATA: remove_user_data,
+    Op.FORGET: forget,
 }
 
 __all__ = ["ApplyRuntime", "ChainContext", "STEPS"]

@@ -15,7 +15,6 @@ import yaml
 
 from phoenix.desired.features import available_features, render_feature
 from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, VMSpec
-from phoenix.pve import propstr
 
 FEATURE_DIR = "/var/lib/phoenix/features"
 LOG_DIR = "/var/log/phoenix"
@@ -139,18 +138,3 @@ def _identity(vm: VMSpec) -> dict[str, Any]:
         "user": vm.user.username, "keys": vm.user.ssh_public_keys,
         "password": hashlib.sha256(secret.encode()).hexdigest(),
     }
-
-
-def pve_cloudinit_options(vm: VMSpec) -> dict[str, str]:
-    """The VM's PVE cloud-init options; keys without a value are left out (never sent empty)."""
-    net = vm.network
-    options: dict[str, str] = {"ciuser": vm.user.username}
-    if vm.user.ssh_public_keys:
-        options["sshkeys"] = propstr.encode_sshkeys(vm.user.ssh_public_keys)
-    ipconfig = {"ip": "dhcp"} if net.is_dhcp else {"ip": net.ip, "gw": net.gw}
-    options["ipconfig0"] = propstr.format_ipconfig(ipconfig)
-    if net.nameservers:
-        options["nameserver"] = " ".join(net.nameservers)
-    if net.searchdomain:
-        options["searchdomain"] = net.searchdomain
-    return options

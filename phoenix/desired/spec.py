@@ -38,11 +38,6 @@ class TemplateSpec(_Spec):
     image: ImageSpec
     customize: CustomizeSpec
 
-    @property
-    def agent_baked(self) -> bool:
-        """The guest agent is in the image whenever phoenix customises it (``delivery: local``)."""
-        return self.image.delivery == "local"
-
 
 class NetworkSpec(_Spec):
     """``ip`` is ``"dhcp"`` or a CIDR; nameservers/searchdomain already fall back to vm_defaults."""
@@ -126,11 +121,6 @@ class DesiredConfig:
     def template_for(self, vm: VMSpec) -> Optional[TemplateSpec]:
         """The declared template ``vm`` clones, or None when it only exists in the cluster."""
         return self.template(vm.clone_from_vmid)
-
-    def agent_baked_for(self, vm: VMSpec) -> bool:
-        """Whether ``vm``'s image already has the guest agent (unknown cluster templates: assume not)."""
-        template = self.template_for(vm)
-        return template.agent_baked if template else False
 
     def features_dir(self) -> Path:
         return self.base_dir / "features"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from phoenix.diff.views import STATE_TRACKED_ATTRIBUTES
+from phoenix.diff.attributes import STATE_TRACKED
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,11 @@ def diff_resource(desired: dict[str, Any], actual: dict[str, Any] | None,
                   recorded: dict[str, Any] | None) -> ResourceDiff:
     """Compare one VM's three views, restricted to the keys phoenix declares."""
     recorded = recorded or {}
-    observable = [k for k in desired if k not in STATE_TRACKED_ATTRIBUTES]
+    observable = [k for k in desired if k not in STATE_TRACKED]
     if actual is None:
         return ResourceDiff(changes=compare({}, desired))
     current = {k: actual.get(k) for k in observable}      # absent in PVE = None (a removed option)
-    for key in STATE_TRACKED_ATTRIBUTES:
+    for key in STATE_TRACKED:
         if key in desired and key in recorded:
             current[key] = recorded[key]
         elif key in desired:

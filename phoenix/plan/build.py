@@ -10,19 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from phoenix.diff.attributes import CLOUDINIT, CONFIGURED, GIB, REBOOT, REMOVABLE, disk_size_bytes
 from phoenix.diff.engine import AttributeChange, diff_resource
-from phoenix.diff.views import (
-    CLOUDINIT_ATTRIBUTES,
-    HARDWARE_ATTRIBUTES,
-    REBOOT_ATTRIBUTES,
-    REMOVABLE_ATTRIBUTES,
-    actual_view,
-    desired_view,
-    disk_size_bytes,
-)
+from phoenix.diff.views import actual_view, desired_view
 from phoenix.errors import PhoenixError
-from phoenix.plan.documents import KNOWN_AFTER_APPLY, VMDocuments, render_documents, template_agent_baked
-from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Drift, Plan, ResourceChange, Step
+from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
+from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Drift, Plan, ResourceChange
+from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Destroy, Forget, ProvisionTemplate, Reboot,
+                                RegenerateCloudinit, RemoveUserData, Resize, Start, Step, Stop, WaitAgent)
+from phoenix.template.status import agent_baked
 
 AGENT_TIMEOUT_S = 300
 
@@ -110,15 +106,14 @@ class _Builder:
             rc.action = CREATE
             rc.changes = [AttributeChange("name", None, spec.name), AttributeChange("node", None, node),
                           AttributeChange("image", None, spec.image.url)]
-            rc.steps = [Step("provision_template", {"vmid": spec.vmid})]
+            rc.steps = [ProvisionTemplate(vmid=spec.vmid)]
         elif not facts.template:
             record = self.records.get(spec.vmid)
             if record is not None and getattr(record, "kind", "") == "template":
                 # A provisioning that crashed half-way: remove the half-made VM and provision again.
                 rc.action = REPLACE
                 rc.notes.append("a previous provisioning did not finish; the half-made VM is rebuilt")
-                rc.steps = [Step("stop", {}), Step("destroy", {}),
-                            Step("provision_template", {"vmid": spec.vmid})]
+                rc.steps = [Stop(), Destroy(), ProvisionTemplate(vmid=spec.vmid)]
             else:
                 self.problems.append(f"templates: VM {spec.vmid} exists on node '{facts.node}' but is not a "
                                      f"template; choose another vmid for template '{spec.name}'")
@@ -141,16 +136,16 @@ class _Builder:
         if self.nodes and node not in self.nodes:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): node '{node}' is not in the cluster "
                                  f"(nodes: {', '.join(self.nodes)})")
-        baked = KNOWN_AFTER_APPLY if template_pending else template_agent_baked(
-            template_facts.config if template_facts else {})
+        # The template's agent fact: read from PVE now, or the output of its chain (None) when it is to be built.
+        baked = None if template_pending else agent_baked(template_facts.config if template_facts else {})
         docs = render_documents(self.cfg, vm, baked)
-        desired = desired_view(vm, docs.options, docs.fingerprint_source, docs.cicustom, self.fingerprint)
+        desired = desired_view(vm, docs.cicustom, self.fingerprint(docs.fingerprint_source))
         rc = ResourceChange(address=f"vm.{vm.vmid}", vmid=vm.vmid, kind="vm", name=vm.name, node=node,
                             action=NOOP, depends_on=[vm.clone_from_vmid] if template_pending else [])
         if facts is None:
             rc.action = CREATE
             rc.changes = [AttributeChange(k, None, v) for k, v in desired.items()]
-            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, docs)
+            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, baked)
             drift = None
             if record is not None:
                 drift = Drift(rc.address, vm.vmid, [AttributeChange("exists", True, False)])
@@ -168,13 +163,13 @@ class _Builder:
             # lock clears. The clone step waits for it; the rest of the chain then completes the VM.
             rc.action = CREATE
             rc.changes = [AttributeChange(k, None, v) for k, v in desired.items()]
-            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, docs)
+            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, baked)
             rc.notes.append("a clone of this VM is still in progress; phoenix waits for it, then completes the VM")
             return rc, None
         rc.digest = facts.config.get("digest")
         actual = actual_view(facts.config, facts.status)
         recorded = recorded_view(record)
-        for key in REMOVABLE_ATTRIBUTES - set(desired):
+        for key in REMOVABLE - set(desired):
             if recorded.get(key) not in (None, [], ""):
                 desired[key] = None          # phoenix set it before and the file dropped it: remove it
         diff = diff_resource(desired, actual, recorded)
@@ -186,74 +181,70 @@ class _Builder:
             rc.action = REPLACE
             if vm.vmid not in self.options.replace:
                 rc.blocked = f"clone_from_vmid changed: replacing destroys the VM; run with --replace {vm.vmid}"
-            rc.steps = ([Step("stop", {}), Step("destroy", {})]
-                        + self.create_steps(vm, vm.node or template_node, template_node, template_facts, desired, docs))
+            rc.steps = ([Stop(), Destroy()]
+                        + self.create_steps(vm, vm.node or template_node, template_node, template_facts, desired, baked))
             return rc, drift
         if "disk_size_gb" in diff.changed_attributes and actual.get("disk_size_gb", 0) > vm.disk_size_gb:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): disk_size_gb {vm.disk_size_gb} is smaller than the "
                                  f"current disk ({actual['disk_size_gb']} GiB); PVE cannot shrink disks")
             return rc, drift
         rc.action = UPDATE
-        rc.steps, rc.blocked, notes = self.update_steps(vm, diff.changed_attributes, actual, desired)
+        rc.steps, rc.blocked, notes = self.update_steps(vm, diff.changed_attributes, actual, desired, baked)
         if not rc.blocked:
             rc.notes.extend(notes)
         return rc, drift
 
     def create_steps(self, vm: Any, node: str, template_node: str, template_facts: Any,
-                     desired: dict[str, Any], docs: VMDocuments) -> list[Step]:
-        clone = {"source": vm.clone_from_vmid, "source_node": template_node, "newid": vm.vmid, "name": vm.name,
-                 "full": bool(vm.full_clone)}
-        if node != template_node:
-            clone["target"] = node
-        if vm.full_clone:
-            clone["storage"] = vm.storage_pool
-        steps = [Step("clone", clone)]
+                     desired: dict[str, Any], baked: bool | None) -> list[Step]:
+        steps: list[Step] = [Clone(source=vm.clone_from_vmid, source_node=template_node, newid=vm.vmid, name=vm.name,
+                                   full=bool(vm.full_clone), target=node if node != template_node else None,
+                                   storage=vm.storage_pool if vm.full_clone else None)]
         template_size = disk_size_bytes(template_facts.config) if template_facts else None
-        if template_size is not None and template_size > vm.disk_size_gb * (1 << 30):
+        if template_size is not None and template_size > vm.disk_size_gb * GIB:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): disk_size_gb {vm.disk_size_gb} is smaller than its "
                                  f"template's disk ({template_size >> 30} GiB); PVE cannot shrink disks")
-        if template_size is None or template_size != vm.disk_size_gb * (1 << 30):
-            steps.append(Step("resize", {"disk": "scsi0", "size_gb": vm.disk_size_gb}))
-        declared = [k for k in HARDWARE_ATTRIBUTES + CLOUDINIT_ATTRIBUTES if k in desired]
-        steps.extend(self.config_steps(desired, declared, deliver=True, running=False))
+        if template_size is None or template_size != vm.disk_size_gb * GIB:
+            steps.append(Resize(disk="scsi0", size_gb=vm.disk_size_gb))
+        declared = [k for k in CONFIGURED if k in desired]
+        steps.extend(self.config_steps(vm, desired, declared, baked, deliver=True, running=False))
         if vm.start:
-            steps += [Step("start", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
+            steps += [Start(), WaitAgent(timeout=AGENT_TIMEOUT_S)]
         return steps
 
-    def config_steps(self, desired: dict[str, Any], attributes: list[str], deliver: bool,
-                     running: bool) -> list[Step]:
+    def config_steps(self, vm: Any, desired: dict[str, Any], attributes: list[str], baked: bool | None,
+                     deliver: bool, running: bool) -> list[Step]:
         """Deliver the user-data first (``cicustom`` must name an existing snippet), then one config
-        write for every hardware and cloud-init attribute; a running VM's cloud-init drive is
-        regenerated so the change is there at its next boot."""
+        write for every configured attribute; a running VM's cloud-init drive is regenerated so the
+        change is there at its next boot."""
         steps: list[Step] = []
         if deliver:
-            steps.append(Step("deliver_user_data", {"user_data": desired.get("user_data")}))
+            steps.append(DeliverUserData(template_vmid=vm.clone_from_vmid, agent_baked=baked,
+                                         user_data=desired.get("user_data")))
         if attributes:
-            steps.append(Step("configure", {"attributes": {k: desired[k] for k in attributes}}))
-        if running and (deliver or set(attributes) & set(CLOUDINIT_ATTRIBUTES)):
-            steps.append(Step("regenerate_cloudinit", {}, note="takes effect at the next boot"))
+            steps.append(Configure(attributes={k: desired.get(k) for k in attributes}))
+        if running and (deliver or set(attributes) & CLOUDINIT):
+            steps.append(RegenerateCloudinit(note="takes effect at the next boot"))
         return steps
 
     def update_steps(self, vm: Any, changed: set[str], actual: dict[str, Any],
-                     desired: dict[str, Any]) -> tuple[list[Step], str, list[str]]:
+                     desired: dict[str, Any], baked: bool | None) -> tuple[list[Step], str, list[str]]:
         running = actual.get("power") == "running"
         notes: list[str] = []
-        hardware = [k for k in HARDWARE_ATTRIBUTES if k in changed]
-        needs_reboot = sorted(set(hardware) & REBOOT_ATTRIBUTES) if running else []
+        configured = [k for k in CONFIGURED if k in changed]
+        needs_reboot = sorted(set(configured) & REBOOT) if running else []
         if needs_reboot and not self.options.allow_reboot:
-            hardware = [k for k in hardware if k not in needs_reboot]
+            configured = [k for k in configured if k not in needs_reboot]
             notes.append(f"{', '.join(needs_reboot)}: applying needs a reboot of the running VM; "
                          f"run with --allow-reboot")
         steps: list[Step] = []
         if "disk_size_gb" in changed:
-            steps.append(Step("resize", {"disk": "scsi0", "size_gb": vm.disk_size_gb}))
-        cloudinit = [k for k in CLOUDINIT_ATTRIBUTES if k in changed and k in desired]
-        steps.extend(self.config_steps(desired, hardware + cloudinit, deliver=bool({"user_data", "cicustom"} & changed),
-                                       running=running))
+            steps.append(Resize(disk="scsi0", size_gb=vm.disk_size_gb))
+        steps.extend(self.config_steps(vm, desired, configured, baked,
+                                       deliver=bool({"user_data", "cicustom"} & changed), running=running))
         if needs_reboot and self.options.allow_reboot and desired.get("power") == "running":
-            steps += [Step("reboot", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
+            steps += [Reboot(), WaitAgent(timeout=AGENT_TIMEOUT_S)]
         elif "power" in changed and desired.get("power") == "running":
-            steps += [Step("start", {}), Step("wait_agent", {"timeout": AGENT_TIMEOUT_S})]
+            steps += [Start(), WaitAgent(timeout=AGENT_TIMEOUT_S)]
         blocked = "" if steps else "; ".join(notes)
         return steps, blocked, notes
 
@@ -281,13 +272,13 @@ def destroy_change(vmid: int, record: Any, facts: Any) -> ResourceChange | None:
     if facts is not None:
         rc.digest = facts.config.get("digest")
         if facts.status == "running":
-            rc.steps.append(Step("stop", {}))
-        rc.steps.append(Step("destroy", {}))
+            rc.steps.append(Stop())
+        rc.steps.append(Destroy())
     else:
         rc.notes.append("already gone from PVE; only the state record is removed")
     if kind == "vm":
-        rc.steps.append(Step("remove_user_data", {}))
-    rc.steps.append(Step("forget", {}))
+        rc.steps.append(RemoveUserData())
+    rc.steps.append(Forget())
     return rc
 
 

@@ -14,8 +14,6 @@ from typing import Any
 from phoenix.snippets.base import user_snippet_name
 
 KNOWN_AFTER_APPLY = "(known after apply)"
-# A template phoenix built with qemu-guest-agent baked into its image carries this tag.
-AGENT_TAG = "phoenix-agent"
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,6 @@ class VMDocuments:
     change when a YAML library formats the same document differently."""
 
     document: dict[str, Any] | None  # the user-data as data; None when it is known only after apply
-    options: dict[str, str]          # ciuser, sshkeys, ipconfig0, nameserver, searchdomain
     cicustom: str | None             # user=<storage>:snippets/<file> (None for the iso backend)
     vm: Any = field(default=None, repr=False, compare=False)
 
@@ -58,12 +55,6 @@ class VMDocuments:
         return build_meta_data(self.vm)
 
 
-def template_agent_baked(template_config: dict[str, Any]) -> bool:
-    """Whether the template's image already has qemu-guest-agent (phoenix tags the templates it bakes)."""
-    tags = str(template_config.get("tags", "")).replace(",", ";").split(";")
-    return AGENT_TAG in tags
-
-
 def snippets_backend(cfg: Any) -> str:
     return getattr(cfg.defaults, "snippets_backend", "local") or "local"
 
@@ -74,14 +65,14 @@ def cicustom_for(cfg: Any, vm: Any) -> str | None:
     return f"user={vm.snippets_storage}:snippets/{user_snippet_name(vm.vmid)}"
 
 
-def render_documents(cfg: Any, vm: Any, agent_baked: bool | str) -> VMDocuments:
-    """All cloud-init documents of ``vm``; ``agent_baked`` may be KNOWN_AFTER_APPLY at plan time."""
-    from phoenix.desired.cloudinit import pve_cloudinit_options, user_data_document
+def render_documents(cfg: Any, vm: Any, agent_baked: bool | None) -> VMDocuments:
+    """All cloud-init documents of ``vm``; ``agent_baked`` None (at plan time: the template is still to be
+    built) leaves the user-data known only after apply."""
+    from phoenix.desired.cloudinit import user_data_document
 
-    document = None if agent_baked == KNOWN_AFTER_APPLY else user_data_document(vm, cfg, bool(agent_baked))
+    document = None if agent_baked is None else user_data_document(vm, cfg, agent_baked)
     return VMDocuments(
         document=document,
-        options=pve_cloudinit_options(vm),
         cicustom=cicustom_for(cfg, vm),
         vm=vm,
     )

@@ -15,19 +15,12 @@ from typing import Any
 
 from phoenix.diff.engine import AttributeChange
 from phoenix.errors import PhoenixError
+from phoenix.plan.steps import Step, step_from_json
 
-FORMAT_VERSION = "1.0"
+# 2.0: typed steps (``deliver_user_data`` carries the template's agent fact); a 1.0 plan is refused.
+FORMAT_VERSION = "2.0"
 
 CREATE, UPDATE, DELETE, REPLACE, NOOP = "create", "update", "delete", "replace", "no-op"
-
-
-@dataclass
-class Step:
-    """One idempotent operation of a resource's chain; ``args`` is plain data."""
-
-    op: str
-    args: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
 
 
 @dataclass
@@ -70,22 +63,17 @@ class Plan:
     format_version: str = FORMAT_VERSION
 
     # --- summaries ---------------------------------------------------------------------------
-    def counts(self) -> dict[str, int]:
-        """Terraform's summary: a replace counts as one add and one destroy."""
-        add = change = destroy = 0
+    def counts(self, only: set[int] | None = None) -> dict[str, int]:
+        """Terraform's summary: a replace counts as one add and one destroy.  ``only``: count just
+        these VMIDs' changes (after an apply: the chains that succeeded)."""
+        counts = {"add": 0, "change": 0, "destroy": 0}
         for rc in self.resource_changes:
-            if rc.blocked or rc.action == NOOP:
+            if rc.blocked or rc.action == NOOP or (only is not None and rc.vmid not in only):
                 continue
-            if rc.action == CREATE:
-                add += 1
-            elif rc.action == UPDATE:
-                change += 1
-            elif rc.action == DELETE:
-                destroy += 1
-            elif rc.action == REPLACE:
-                add += 1
-                destroy += 1
-        return {"add": add, "change": change, "destroy": destroy}
+            counts["add"] += rc.action in (CREATE, REPLACE)
+            counts["change"] += rc.action == UPDATE
+            counts["destroy"] += rc.action in (DELETE, REPLACE)
+        return counts
 
     @property
     def has_changes(self) -> bool:
@@ -98,7 +86,8 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The machine-readable plan (``plan --json`` and ``--out`` files)."""
         data = asdict(self)
-        for rc in data["resource_changes"]:
+        for rc, change in zip(data["resource_changes"], self.resource_changes):
+            rc["steps"] = [step.to_json() for step in change.steps]
             rc["actions"] = _terraform_actions(rc["action"])
             rc["before"] = {c["attribute"]: c["before"] for c in rc["changes"]}
             rc["after"] = {c["attribute"]: c["after"] for c in rc["changes"]}
@@ -108,12 +97,13 @@ class Plan:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Plan":
         if data.get("format_version") != FORMAT_VERSION:
-            raise PhoenixError(f"plan file format_version {data.get('format_version')!r} is not {FORMAT_VERSION}")
+            raise PhoenixError(f"plan file format_version {data.get('format_version')!r} is not {FORMAT_VERSION} "
+                               f"(made by another phoenix version); run 'phoenix plan' again")
         changes = []
         for rc in data.get("resource_changes", []):
             rc = {k: v for k, v in rc.items() if k not in ("actions", "before", "after")}
             rc["changes"] = [AttributeChange(**c) for c in rc.get("changes", [])]
-            rc["steps"] = [Step(**s) for s in rc.get("steps", [])]
+            rc["steps"] = [step_from_json(s) for s in rc.get("steps", [])]
             changes.append(ResourceChange(**rc))
         drift = [Drift(d["address"], d["vmid"], [AttributeChange(**c) for c in d["changes"]])
                  for d in data.get("resource_drift", [])]

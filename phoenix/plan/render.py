@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from phoenix.diff.engine import AttributeChange
-from phoenix.diff.views import SENSITIVE_ATTRIBUTES
+from phoenix.diff.attributes import render_value
 from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan, ResourceChange
 
 SYMBOLS = {CREATE: ("+", "green"), UPDATE: ("~", "yellow"), DELETE: ("-", "red"), REPLACE: ("-/+", "magenta")}
@@ -22,20 +22,8 @@ VERBS = {CREATE: "will be created", UPDATE: "will be updated in-place", DELETE: 
 
 
 def format_value(attribute: str, value: Any) -> str:
-    if attribute in SENSITIVE_ATTRIBUTES and value is not None:
-        return "(sensitive)"
-    if value is None:
-        return "null"
-    if attribute == "sshkeys" and isinstance(value, list):
-        return "[" + ", ".join(json.dumps(_short_key(k), ensure_ascii=False) for k in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _short_key(key: str) -> str:
-    parts = key.split()
-    if len(parts) >= 2 and len(parts[1]) > 20:
-        parts[1] = parts[1][:12] + "…" + parts[1][-6:]
-    return " ".join(parts)
+    """One value as the plan prints it (the registry's rendering: sensitive ones as ``(sensitive)``)."""
+    return render_value(attribute, value)
 
 
 def render_plan(plan: Plan, console: Console) -> None:

@@ -30,6 +30,8 @@ __all__ = [
     "format_ipconfig",
     "encode_sshkeys",
     "decode_sshkeys",
+    "parse_tags",
+    "format_tags",
     "NET_MODELS",
 ]
 
@@ -213,3 +215,15 @@ def encode_sshkeys(keys: list[str] | str) -> str:
 def decode_sshkeys(encoded: str) -> list[str]:
     """Inverse of :func:`encode_sshkeys`: the non-empty key lines."""
     return [line.strip() for line in unquote(encoded).splitlines() if line.strip()]
+
+
+# --- tags --------------------------------------------------------------------------------------
+
+def parse_tags(text: object) -> list[str]:
+    """``a;b``, ``a,b`` or ``a b`` → ``["a", "b"]``: PVE accepts all three separators (it stores ``;``)."""
+    return [tag for tag in re.split(r"[;, ]+", str(text or "")) if tag]
+
+
+def format_tags(tags: list[str]) -> str:
+    """Inverse of :func:`parse_tags`, in PVE's stored form."""
+    return ";".join(tags)

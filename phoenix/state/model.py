@@ -1,7 +1,7 @@
 """What phoenix remembers about what it applied: plain, JSON-serialisable, never secret.
 
-The state records, per VMID, the declared attributes as they were applied and which idempotent
-steps completed, so a re-run after a crash resumes instead of repeating.  Secrets (password
+The state records, per VMID, the declared attributes as they were applied, each written as soon
+as the step that made it true completed; with PVE's facts, that is what the next plan resumes from.  Secrets (password
 hashes, API tokens, rendered user-data) are stored only as :func:`fingerprint`\\ s: enough to
 notice that they changed, useless to recover them.
 """
@@ -14,7 +14,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationError, field_validator,
+                      model_validator)
 
 from phoenix.errors import PhoenixError
 
@@ -72,8 +73,15 @@ class ResourceState(BaseModel):
     template_vmid: int | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)
-    steps_done: list[str] = Field(default_factory=list)
     updated_at: str = Field(default_factory=utc_now)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_steps_done(cls, data: Any) -> Any:
+        """States written before 2026-11 carry ``steps_done``, a list nothing ever read: dropped."""
+        if isinstance(data, dict) and "steps_done" in data:
+            data = {k: v for k, v in data.items() if k != "steps_done"}
+        return data
 
     @field_validator("attributes")
     @classmethod
@@ -88,12 +96,6 @@ class ResourceState(BaseModel):
             if not item.startswith("hmac-sha256:"):
                 raise ValueError(f"fingerprints.{key} is not a fingerprint (use phoenix.state.fingerprint)")
         return value
-
-    def mark_done(self, step: str) -> None:
-        """Record that an idempotent step completed (kept once, in order)."""
-        if step not in self.steps_done:
-            self.steps_done.append(step)
-        self.updated_at = utc_now()
 
 
 class State(BaseModel):

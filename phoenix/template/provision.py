@@ -21,14 +21,13 @@ from phoenix.template.customize import (copy_for_customisation, customize_args, 
 from phoenix.template.download import download_verified, hash_file
 from phoenix.template.report import Reporter, as_reporter
 from phoenix.template.simulated import mark_agent_installed, write_synthetic_qcow2
-from phoenix.template.status import find_vm, first_node, parse_marker, render_marker
+from phoenix.template.status import AGENT_TAG, agent_baked, find_vm, first_node, parse_marker, render_marker
 
 __all__ = ["TemplateResult", "ensure_template", "template_create_params", "provision_for_plan",
-           "talks_to_simulator", "AGENT_TAG"]
+           "talks_to_simulator"]
 
 DEFAULT_POOL = "local-lvm"
 DEFAULT_BRIDGE = "vmbr0"
-AGENT_TAG = "phoenix-agent"        # on templates whose image has the guest agent (plan reads it)
 SIM_VERSION_MARK = "phoenix-sim"   # what phoenix's simulator puts into GET /version's ``repoid``/``release``
 CACHE_ENV = "PHOENIX_IMAGE_CACHE"
 
@@ -38,7 +37,7 @@ class TemplateResult:
     vmid: int
     node: str
     created: bool
-    agent_baked: bool | None          # None: an existing template phoenix did not build
+    agent_baked: bool                 # qemu-guest-agent is in the image (template.status.agent_baked)
     image_checksum: str | None = None  # "sha256:<hex>" of the upstream image, when known
     simulated: list[str] = field(default_factory=list)
     message: str = ""
@@ -125,21 +124,25 @@ def talks_to_simulator(client) -> bool:
 
 
 def template_create_params(spec, volid: str, description: str, agent_baked: bool = False) -> dict:
-    """The single create call's parameters (PVE imports the disk from ``volid`` during create)."""
+    """The single create call's parameters (PVE imports the disk from ``volid`` during create).
+
+    The settings a VM also declares (name, cores, memory, bridge, agent, serial console) are
+    written the way the attribute registry writes them, so a clone starts out as its VM wants."""
+    from phoenix.diff.attributes import ALWAYS, BY_NAME
+
     pool = getattr(spec, "storage_pool", None) or DEFAULT_POOL
-    bridge = getattr(spec, "network_bridge", None) or DEFAULT_BRIDGE
     params = {
-        "vmid": spec.vmid, "name": spec.name, "ostype": "l26",
+        "vmid": spec.vmid, "ostype": "l26",
         "scsihw": "virtio-scsi-pci", "scsi0": f"{pool}:0,import-from={volid}",
-        "ide2": f"{pool}:cloudinit", "boot": "order=scsi0",
-        "serial0": "socket", "vga": "serial0", "agent": "enabled=1",
-        "net0": f"virtio,bridge={bridge}", "description": description,
+        "ide2": f"{pool}:cloudinit", "boot": "order=scsi0", "description": description,
     }
+    values = {"name": spec.name, "network_bridge": getattr(spec, "network_bridge", None) or DEFAULT_BRIDGE,
+              **ALWAYS, "cores": getattr(spec, "cores", None), "memory_mb": getattr(spec, "memory_mb", None)}
+    for name, value in values.items():
+        if value:
+            params.update(BY_NAME[name].write(value, {}))
     if agent_baked:
         params["tags"] = AGENT_TAG
-    for key, attr in (("cores", "cores"), ("memory", "memory_mb")):
-        if getattr(spec, attr, None):
-            params[key] = getattr(spec, attr)
     return params
 
 
@@ -158,7 +161,7 @@ def _existing_template(client, spec) -> TemplateResult | None:
                            "template; phoenix will not convert or replace it — choose another template vmid "
                            "or remove that VM")
     marker = parse_marker(config.get("description"))
-    return TemplateResult(spec.vmid, node, False, marker.agent_baked if marker else None,
+    return TemplateResult(spec.vmid, node, False, agent_baked(config),
                           marker.checksum if marker else None,
                           message=f"template {spec.vmid} ('{config.get('name', '')}') already exists on node "
                                   f"'{node}'; nothing to do")
@@ -267,7 +270,7 @@ def _checksum_of(path: Path) -> Checksum:
 
 
 def _create_template(client, node, spec, staged: _Staged, checksum, report) -> None:
-    description = render_marker(checksum, spec.image.url, staged.agent_baked)
+    description = render_marker(checksum, spec.image.url)
     params = template_create_params(spec, staged.volid, description, staged.agent_baked)
     report.info(f"creating VM {spec.vmid} ('{spec.name}') on node '{node}' importing {staged.volid}")
     client.run_task("POST", f"/nodes/{node}/qemu", **params)

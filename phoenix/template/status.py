@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from phoenix.errors import PhoenixError
+from phoenix.pve import propstr
 from phoenix.template.checksum import Checksum, fetch_text, is_loopback_url, resolve_checksum
 
 __all__ = ["TemplateStatus", "TemplateMarker", "template_status", "compare_with_spec", "render_marker",
-           "parse_marker", "find_vm", "first_node"]
+           "parse_marker", "find_vm", "first_node", "AGENT_TAG", "agent_baked"]
 
-_MARKER_RE = re.compile(r"^phoenix-(image|image-url|agent-baked):\s*(\S+)\s*$", re.MULTILINE)
+_MARKER_RE = re.compile(r"^phoenix-(image|image-url):\s*(\S+)\s*$", re.MULTILINE)
+# The one record of "the guest agent is baked into this template's image": a tag phoenix puts on the
+# templates it customised (written by template.provision, read by the plan).  Not the spec's
+# delivery mode, which cannot know whether libguestfs was there when the template was built.
+AGENT_TAG = "phoenix-agent"
+
+
+def agent_baked(template_config: Mapping[str, Any]) -> bool:
+    """Whether the template (its ``GET /config``) carries qemu-guest-agent in its image."""
+    return AGENT_TAG in propstr.parse_tags(template_config.get("tags"))
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,6 @@ class TemplateMarker:
 
     checksum: str | None          # "sha256:<hex>"
     url: str | None
-    agent_baked: bool | None
 
 
 @dataclass(frozen=True)
@@ -40,13 +49,12 @@ class TemplateStatus:
     marker: TemplateMarker | None = None
 
 
-def render_marker(checksum: Checksum | None, url: str, agent_baked: bool) -> str:
+def render_marker(checksum: Checksum | None, url: str) -> str:
     """The ``description`` phoenix gives a template it built (one fact per line)."""
     lines = ["Template built by phoenix from a cloud image."]
     if checksum is not None:
         lines.append(f"phoenix-image: {checksum.label}")
     lines.append(f"phoenix-image-url: {url}")
-    lines.append(f"phoenix-agent-baked: {1 if agent_baked else 0}")
     return "\n".join(lines) + "\n"
 
 
@@ -55,8 +63,7 @@ def parse_marker(description: str | None) -> TemplateMarker | None:
     found = {key: value for key, value in _MARKER_RE.findall(description or "")}
     if not found:
         return None
-    baked = found.get("agent-baked")
-    return TemplateMarker(found.get("image"), found.get("image-url"), None if baked is None else baked == "1")
+    return TemplateMarker(found.get("image"), found.get("image-url"))
 
 
 def first_node(client) -> str:

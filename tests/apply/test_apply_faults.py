@@ -52,8 +52,9 @@ def test_failed_step_leaves_a_true_record_and_the_next_plan_shows_only_the_rest(
     result = run("apply", "--auto-approve")
     assert result.exit_code == 1
     state = json.loads(run.state.read_text())
-    assert "clone" in state["resources"]["8001"]["steps_done"]
-    assert "start" not in state["resources"]["8001"]["steps_done"]
+    recorded = state["resources"]["8001"]["attributes"]
+    assert recorded["name"] == "docker-vm-01" and recorded["cores"] == 4      # cloned and configured
+    assert "power" not in recorded                                          # never started
     sim_control.clear_faults()
     result = run("plan")
     assert "Plan: 0 to add, 2 to change, 0 to destroy." in result.output
@@ -113,7 +114,7 @@ def test_ctrl_c_lets_running_steps_finish_and_starts_nothing_new(start_sim, tmp_
     assert "interrupted before" in output
     assert "Traceback" not in output
     state = json.loads(run.state.read_text())
-    cloned = [vmid for vmid, r in state["resources"].items() if "clone" in r["steps_done"]]
+    cloned = [vmid for vmid, r in state["resources"].items() if "name" in r["attributes"]]
     assert cloned, "the clone that was running finished and was recorded"
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.output

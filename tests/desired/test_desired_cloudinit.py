@@ -10,8 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from phoenix.desired import load_desired, parse_desired
-from phoenix.desired.cloudinit import (build_meta_data, build_network_config, build_user_data, feature_scripts,
-                                       pve_cloudinit_options)
+from phoenix.desired.cloudinit import build_meta_data, build_network_config, build_user_data, feature_scripts
+from phoenix.diff.attributes import CLOUDINIT, configure_params
+from phoenix.diff.views import desired_view
 from phoenix.pve import propstr
 from desired_helpers import (ECDSA, ED25519, ED25519_2, EXAMPLE, HASH, HERE, cloud_init_network_check,
                              cloud_init_schema, native_doc, needs_cloud_init)
@@ -116,6 +117,12 @@ def test_meta_data_and_instance_id_follow_inputs():
     assert build_meta_data(cfg.vms[0]) == build_meta_data(load_desired(EXAMPLE).vms[0])
     assert meta["instance-id"] != yaml.safe_load(build_meta_data(cfg.vms[1]))["instance-id"]
     assert HASH not in build_meta_data(cfg.vms[0])
+
+
+def pve_cloudinit_options(vm) -> dict:
+    """The cloud-init options phoenix writes for ``vm`` (through the attribute registry)."""
+    view = desired_view(vm, cicustom=None, user_data_fingerprint="")
+    return configure_params({k: v for k, v in view.items() if k in CLOUDINIT}, {})
 
 
 def test_pve_options():

@@ -76,7 +76,7 @@ def test_shipped_example_is_valid_and_resolved():
     template = cfg.templates[0]
     assert template.image.url == "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"
     assert template.image.checksum_url == "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"
-    assert template.customize.packages[0] == "qemu-guest-agent" and template.agent_baked
+    assert template.customize.packages[0] == "qemu-guest-agent"
     vm1, vm2 = cfg.vms
     assert (vm1.vmid, vm1.name, vm1.features) == (8001, "docker-vm-01", ["base", "docker"])
     assert vm2.vmid == 8002 and vm2.cores == cfg.defaults.cores and vm2.node == "pve"
@@ -129,7 +129,7 @@ def test_clone_from_existing_cluster_template():
     with pytest.raises(ConfigError):
         parse_desired(data, base_dir=HERE)
     cfg = parse_desired(data, base_dir=HERE, existing_templates=frozenset({9000}))
-    assert cfg.template_for(cfg.vms[0]) is None and not cfg.agent_baked_for(cfg.vms[0])
+    assert cfg.template_for(cfg.vms[0]) is None
 
 
 def test_defaults_and_keys_merge():
@@ -153,7 +153,7 @@ def test_sftp_and_delivery_keys():
     cfg = parse_desired(data, base_dir=HERE)
     assert cfg.defaults.sftp.host == "10.0.0.2" and cfg.defaults.sftp.port == 2222
     template = cfg.templates[0]
-    assert not template.agent_baked and template.customize.packages == [] and template.cores == 1
+    assert template.customize.packages == [] and template.cores == 1
     assert template.image.file_name == "noble-server-cloudimg-amd64.img"
 
 

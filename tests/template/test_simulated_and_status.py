@@ -42,8 +42,8 @@ def test_offline_simulated_pve_download_surfaces_the_simulators_log_line(client,
 
 def test_marker_round_trip():
     checksum = Checksum("sha256", "a" * 64)
-    marker = parse_marker("user notes\n" + render_marker(checksum, UBUNTU, True))
-    assert (marker.checksum, marker.url, marker.agent_baked) == (f"sha256:{'a' * 64}", UBUNTU, True)
+    marker = parse_marker("user notes\n" + render_marker(checksum, UBUNTU))
+    assert (marker.checksum, marker.url) == (f"sha256:{'a' * 64}", UBUNTU)
     assert parse_marker("just a description") is None and parse_marker(None) is None
 
 

@@ -1,0 +1,299 @@
+"""The attribute registry: one entry per VM setting phoenix declares, and the only place that knows it.
+
+An entry says, for one setting, everything the rest of phoenix needs:
+
+* ``name`` — its name in phoenix's vocabulary (plan, state, rendering), ``pve_keys`` — the PVE
+  config keys it owns (the first is the one removed when the setting leaves the file);
+* ``declare`` — its desired value from a ``VMSpec`` (None: not declared), already in normal form;
+* ``read`` — its value from what PVE reports (``Observed``: the config and the power status),
+  normalised so that equivalent spellings never diff;
+* ``write`` — the ``PUT /config`` parameters that make PVE hold a value (given the current config,
+  for settings that share a property string with others, such as ``net0``'s MAC);
+* ``writer`` — which plan step writes it (``configure`` for plain config keys; the disk size is
+  resized, the power state started, the template cloned, the user-data delivered);
+* flags — ``reboot`` (a running VM only picks it up at its next boot), ``hotplug`` (applied to a
+  running VM at once), ``removable`` (dropping it from the file removes it from PVE), ``sensitive``
+  (never printed), ``cloudinit`` (lives on the cloud-init drive: regenerated on a running VM,
+  seen by the guest at its next boot), ``replace_only`` (changing it means a new VM).
+
+Views (``phoenix.diff.views``), the configure step, rendering, drift and the reboot rules all
+derive from this table.  Adding a setting is one entry here plus its validation in
+``phoenix.desired`` (see docs/design.md, "The attribute registry").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from phoenix.pve import propstr
+
+if TYPE_CHECKING:
+    from phoenix.desired.spec import VMSpec
+
+GIB = 1 << 30
+
+
+class Writer(StrEnum):
+    """Which plan step makes an attribute true in PVE."""
+
+    CONFIGURE = "configure"      # one PUT /config for every such attribute
+    RESIZE = "resize"            # PUT /resize, grow only
+    POWER = "power"              # status/start, status/stop
+    CLONE = "clone"              # only by (re)cloning: a change replaces the VM
+    USER_DATA = "user_data"      # the snippet / seed ISO delivered by deliver_user_data
+
+
+class Source(StrEnum):
+    """Where the current value comes from: PVE, or phoenix's own record when PVE cannot show it."""
+
+    PVE = "pve"
+    STATE = "state"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What PVE reports about one VM: its config (``GET /config``) and its power status."""
+
+    config: Mapping[str, Any]
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a desired value is computed from: the VM's spec and the documents phoenix renders for it."""
+
+    vm: "VMSpec"
+    cicustom: str | None = None          # user=<storage>:snippets/<file>; None with the iso backend
+    user_data: str | None = None         # the state's keyed fingerprint of the user-data document
+
+
+def _no_write(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _show_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    pve_keys: tuple[str, ...]
+    declare: Callable[[Declared], Any]
+    read: Callable[[Observed], Any] | None          # None: PVE cannot show it (Source.STATE)
+    write: Callable[[Any, Mapping[str, Any]], dict[str, Any]] = _no_write
+    writer: Writer = Writer.CONFIGURE
+    reboot: bool = False
+    hotplug: bool = False
+    removable: bool = False
+    sensitive: bool = False
+    cloudinit: bool = False
+    replace_only: bool = False
+    show: Callable[[Any], str] = _show_json          # how rendering prints a (non-sensitive) value
+
+    @property
+    def source(self) -> Source:
+        return Source.STATE if self.read is None else Source.PVE
+
+    def render(self, value: Any) -> str:
+        if value is None:
+            return "null"
+        return "(sensitive)" if self.sensitive else self.show(value)
+
+    def write_params(self, value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /config`` parameters for ``value``; None removes the option (``delete=<key>``)."""
+        if value is None:
+            return {"delete": self.pve_keys[0]}
+        return self.write(value, config)
+
+
+# --- reading and writing helpers ------------------------------------------------------------------
+
+def as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _key(key: str) -> Callable[[Observed], Any]:
+    """A plain config key, read as PVE shows it (absent or empty: None)."""
+    def read(obs: Observed) -> Any:
+        value = obs.config.get(key)
+        return None if value in (None, "") else value
+    return read
+
+
+def _set(key: str, encode: Callable[[Any], Any] = lambda v: v) -> Callable[[Any, Mapping[str, Any]], dict[str, Any]]:
+    return lambda value, config: {key: encode(value)}
+
+
+def disk_size_bytes(config: Mapping[str, Any], disk: str = "scsi0") -> int | None:
+    """Size of ``disk`` from its drive string (``size=32G``), or None when PVE did not record one."""
+    drive = config.get(disk)
+    if not drive:
+        return None
+    size = propstr.parse_drive(drive).get("size")
+    return propstr.parse_size(size) if size else None
+
+
+def _read_disk_gb(obs: Observed) -> Any:
+    size = disk_size_bytes(obs.config)
+    if size is None:
+        return None
+    return size // GIB if size % GIB == 0 else round(size / GIB, 3)
+
+
+def _read_memory(obs: Observed) -> Any:
+    memory = obs.config.get("memory")
+    if memory is None:
+        return None
+    return as_int(propstr.parse(str(memory), default_key="current").get("current", 0))
+
+
+def _read_bridge(obs: Observed) -> Any:
+    net0 = obs.config.get("net0")
+    return propstr.parse_net(net0).get("bridge") if net0 else None
+
+
+def _write_bridge(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the bridge changes: the NIC keeps its model and MAC (a new MAC is a new NIC to the guest)."""
+    net = propstr.parse_net(config["net0"]) if config.get("net0") else {"model": "virtio"}
+    net["bridge"] = value
+    return {"net0": propstr.format_net(net)}
+
+
+def agent_enabled(config: Mapping[str, Any]) -> bool:
+    return propstr.parse(str(config.get("agent", "0")), default_key="enabled").get("enabled") == "1"
+
+
+def _read_tags(obs: Observed) -> Any:
+    return sorted(propstr.parse_tags(obs.config.get("tags"))) or None
+
+
+def normalise_ipconfig(value: str) -> str:
+    return propstr.format_ipconfig(propstr.parse_ipconfig(value))
+
+
+def normalise_nameserver(value: str) -> str:
+    return " ".join(value.replace(",", " ").split())
+
+
+def _read_normalised(key: str, normalise: Callable[[str], str]) -> Callable[[Observed], Any]:
+    def read(obs: Observed) -> Any:
+        value = obs.config.get(key)
+        return None if value in (None, "") else normalise(str(value))
+    return read
+
+
+def _read_sshkeys(obs: Observed) -> Any:
+    value = obs.config.get("sshkeys")
+    return propstr.decode_sshkeys(str(value)) or None if value else None
+
+
+def _show_sshkeys(keys: Any) -> str:
+    """Keys shortened to type, a few characters of the key and the comment."""
+    def short(key: str) -> str:
+        parts = key.split()
+        if len(parts) >= 2 and len(parts[1]) > 20:
+            parts[1] = parts[1][:12] + "…" + parts[1][-6:]
+        return " ".join(parts)
+    return "[" + ", ".join(json.dumps(short(k), ensure_ascii=False) for k in keys) + "]"
+
+
+# --- desired values ---------------------------------------------------------------------------------
+
+def _declared_ipconfig0(d: Declared) -> str:
+    net = d.vm.network
+    return propstr.format_ipconfig({"ip": "dhcp"} if net.is_dhcp else {"ip": net.ip, "gw": net.gw})
+
+
+def _declared_nameserver(d: Declared) -> str | None:
+    return " ".join(d.vm.network.nameservers) or None
+
+
+# --- the registry -------------------------------------------------------------------------------------
+
+# Always on, for every VM and template phoenix makes: phoenix waits for the guest agent, and cloud
+# images print their console to the serial port.
+ALWAYS: dict[str, Any] = {"agent": True, "serial0": "socket", "vga": "serial0"}
+
+ATTRIBUTES: tuple[Attribute, ...] = (
+    Attribute("name", ("name",), lambda d: d.vm.name, _key("name"), _set("name"), hotplug=True),
+    Attribute("cores", ("cores",), lambda d: d.vm.cores, lambda o: as_int(o.config.get("cores", 1)),
+              _set("cores"), reboot=True),
+    Attribute("memory_mb", ("memory",), lambda d: d.vm.memory_mb, _read_memory, _set("memory"), reboot=True),
+    Attribute("disk_size_gb", ("scsi0",), lambda d: d.vm.disk_size_gb, _read_disk_gb, writer=Writer.RESIZE,
+              hotplug=True),
+    Attribute("network_bridge", ("net0",), lambda d: d.vm.network_bridge, _read_bridge, _write_bridge,
+              hotplug=True),
+    Attribute("agent", ("agent",), lambda d: ALWAYS["agent"], lambda o: agent_enabled(o.config),
+              _set("agent", lambda on: "enabled=1" if on else "enabled=0"), reboot=True),
+    Attribute("serial0", ("serial0",), lambda d: ALWAYS["serial0"], _key("serial0"), _set("serial0"), reboot=True),
+    Attribute("vga", ("vga",), lambda d: ALWAYS["vga"], _key("vga"), _set("vga"), reboot=True),
+    Attribute("tags", ("tags",), lambda d: sorted(d.vm.tags) or None, _read_tags,
+              _set("tags", propstr.format_tags), hotplug=True, removable=True),
+    Attribute("ciuser", ("ciuser",), lambda d: d.vm.user.username, _key("ciuser"), _set("ciuser"), cloudinit=True),
+    Attribute("sshkeys", ("sshkeys",), lambda d: list(d.vm.user.ssh_public_keys) or None, _read_sshkeys,
+              _set("sshkeys", propstr.encode_sshkeys), cloudinit=True, removable=True, show=_show_sshkeys),
+    Attribute("ipconfig0", ("ipconfig0",), _declared_ipconfig0, _read_normalised("ipconfig0", normalise_ipconfig),
+              _set("ipconfig0"), cloudinit=True, removable=True),
+    Attribute("nameserver", ("nameserver",), _declared_nameserver,
+              _read_normalised("nameserver", normalise_nameserver), _set("nameserver"), cloudinit=True,
+              removable=True),
+    Attribute("searchdomain", ("searchdomain",), lambda d: d.vm.network.searchdomain, _key("searchdomain"),
+              _set("searchdomain"), cloudinit=True, removable=True),
+    Attribute("cicustom", ("cicustom",), lambda d: d.cicustom and propstr.format(propstr.parse(d.cicustom)),
+              _read_normalised("cicustom", lambda v: propstr.format(propstr.parse(v))), _set("cicustom"),
+              cloudinit=True, removable=True),
+    Attribute("power", (), lambda d: "running" if d.vm.start else None,
+              lambda o: None if not o.status else ("running" if o.status == "running" else "stopped"),
+              writer=Writer.POWER),
+    Attribute("template", (), lambda d: d.vm.clone_from_vmid, None, writer=Writer.CLONE, replace_only=True),
+    Attribute("user_data", (), lambda d: d.user_data, None, writer=Writer.USER_DATA, sensitive=True),
+)
+
+BY_NAME: dict[str, Attribute] = {a.name: a for a in ATTRIBUTES}
+
+
+def named(*flags: str, writer: Writer | None = None) -> tuple[str, ...]:
+    """Names of the attributes with every one of ``flags`` set (and the given ``writer``), in registry order."""
+    return tuple(a.name for a in ATTRIBUTES
+                 if all(getattr(a, f) for f in flags) and (writer is None or a.writer == writer))
+
+
+CONFIGURED = named(writer=Writer.CONFIGURE)          # written by the one configure step
+CLOUDINIT = frozenset(named("cloudinit"))
+REBOOT = frozenset(named("reboot"))
+REMOVABLE = frozenset(named("removable"))
+SENSITIVE = frozenset(named("sensitive"))
+STATE_TRACKED = tuple(a.name for a in ATTRIBUTES if a.source is Source.STATE)
+
+
+def attribute(name: str) -> Attribute | None:
+    return BY_NAME.get(name)
+
+
+def render_value(name: str, value: Any) -> str:
+    """How the plan prints a value of ``name`` (attributes outside the registry, e.g. a template's ``image``, as JSON)."""
+    entry = BY_NAME.get(name)
+    if entry is not None:
+        return entry.render(value)
+    return "null" if value is None else _show_json(value)
+
+
+def configure_params(values: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``PUT /config``'s parameters for ``values`` (None = remove that option)."""
+    params: dict[str, Any] = {}
+    deletes: list[str] = []
+    for name, value in values.items():
+        written = BY_NAME[name].write_params(value, config)
+        if "delete" in written:
+            deletes.append(written.pop("delete"))
+        params.update(written)
+    if deletes:
+        params["delete"] = ",".join(deletes)
+    return params

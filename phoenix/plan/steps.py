@@ -1,0 +1,149 @@
+"""The plan's steps as typed data: one frozen dataclass per operation, its arguments as fields.
+
+A step carries everything apply needs to perform it (Terraform's ``Changes``: apply is described
+entirely by the plan).  The one fact a plan cannot know — whether a template still to be built
+will have the guest agent in its image — is an output of that template's chain, which the
+executor hands to the chains that depend on it (``DeliverUserData.agent_baked`` None).
+
+On disk a step is ``{"op": ..., "args": {...}, "note": ...}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class Op(StrEnum):
+    PROVISION_TEMPLATE = "provision_template"
+    CLONE = "clone"
+    RESIZE = "resize"
+    CONFIGURE = "configure"
+    DELIVER_USER_DATA = "deliver_user_data"
+    REGENERATE_CLOUDINIT = "regenerate_cloudinit"
+    START = "start"
+    STOP = "stop"
+    REBOOT = "reboot"
+    WAIT_AGENT = "wait_agent"
+    DESTROY = "destroy"
+    REMOVE_USER_DATA = "remove_user_data"
+    FORGET = "forget"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """Base of every step; ``note`` is shown next to it (e.g. "takes effect at the next boot")."""
+
+    op: ClassVar[Op]
+    note: str = ""
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "note"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op.value, "args": self.args, "note": self.note}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProvisionTemplate(Step):
+    op = Op.PROVISION_TEMPLATE
+    vmid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clone(Step):
+    op = Op.CLONE
+    source: int
+    source_node: str
+    newid: int
+    name: str
+    full: bool
+    target: str | None = None           # another node than the template's
+    storage: str | None = None          # full clones only
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resize(Step):
+    op = Op.RESIZE
+    disk: str
+    size_gb: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Configure(Step):
+    """One config write; ``attributes`` are registry names → desired values (None: remove)."""
+
+    op = Op.CONFIGURE
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliverUserData(Step):
+    """``user_data``: the planned fingerprint (KNOWN_AFTER_APPLY when the template is still to be built).
+    ``agent_baked``: known from the template's tags, or None = the output of ``template_vmid``'s chain."""
+
+    op = Op.DELIVER_USER_DATA
+    template_vmid: int
+    agent_baked: bool | None
+    user_data: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegenerateCloudinit(Step):
+    op = Op.REGENERATE_CLOUDINIT
+
+
+@dataclass(frozen=True, kw_only=True)
+class Start(Step):
+    op = Op.START
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stop(Step):
+    op = Op.STOP
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reboot(Step):
+    op = Op.REBOOT
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitAgent(Step):
+    op = Op.WAIT_AGENT
+    timeout: int = 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class Destroy(Step):
+    op = Op.DESTROY
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveUserData(Step):
+    op = Op.REMOVE_USER_DATA
+
+
+@dataclass(frozen=True, kw_only=True)
+class Forget(Step):
+    op = Op.FORGET
+
+
+STEP_TYPES: dict[Op, type[Step]] = {cls.op: cls for cls in (
+    ProvisionTemplate, Clone, Resize, Configure, DeliverUserData, RegenerateCloudinit, Start, Stop, Reboot,
+    WaitAgent, Destroy, RemoveUserData, Forget)}
+
+
+@dataclass(frozen=True)
+class TemplateOutputs:
+    """What a template chain hands to the VM chains that clone it."""
+
+    agent_baked: bool
+
+
+def step_from_json(data: dict[str, Any]) -> Step:
+    """Inverse of ``Step.to_json``; an unknown op or argument raises (ValueError/TypeError)."""
+    cls = STEP_TYPES[Op(data["op"])]
+    return cls(**dict(data.get("args") or {}), note=str(data.get("note") or ""))
