@@ -91,44 +91,19 @@ class DeliverUserData(Step):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RegenerateCloudinit(Step):
-    op = Op.REGENERATE_CLOUDINIT
-
-
-@dataclass(frozen=True, kw_only=True)
-class Start(Step):
-    op = Op.START
-
-
-@dataclass(frozen=True, kw_only=True)
-class Stop(Step):
-    op = Op.STOP
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reboot(Step):
-    op = Op.REBOOT
-
-
-@dataclass(frozen=True, kw_only=True)
 class WaitAgent(Step):
     op = Op.WAIT_AGENT
     timeout: int = 300
 
 
-@dataclass(frozen=True, kw_only=True)
-class Destroy(Step):
-    op = Op.DESTROY
-
-
-@dataclass(frozen=True, kw_only=True)
-class RemoveUserData(Step):
-    op = Op.REMOVE_USER_DATA
-
-
-@dataclass(frozen=True, kw_only=True)
-class Forget(Step):
-    op = Op.FORGET
+# Steps without arguments: the base dataclass's field (``note``) is all they have.
+class RegenerateCloudinit(Step): op = Op.REGENERATE_CLOUDINIT      # noqa: E701
+class Start(Step): op = Op.START                                   # noqa: E701
+class Stop(Step): op = Op.STOP                                     # noqa: E701
+class Reboot(Step): op = Op.REBOOT                                 # noqa: E701
+class Destroy(Step): op = Op.DESTROY                               # noqa: E701
+class RemoveUserData(Step): op = Op.REMOVE_USER_DATA               # noqa: E701
+class Forget(Step): op = Op.FORGET                                 # noqa: E701
 
 
 STEP_TYPES: dict[Op, type[Step]] = {cls.op: cls for cls in (
