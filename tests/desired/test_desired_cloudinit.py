@@ -189,6 +189,7 @@ def test_property_user_data_is_yaml_and_round_trips(spec):
     assert net["ethernets"]["primary"].get("addresses", ["dhcp"])[0] == spec["network"]["ip"]
 
 
+@pytest.mark.timeout(600)          # 25 examples × 2 `cloud-init` runs: ~110 s alone, more on a shared machine
 @needs_cloud_init
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(vm_inputs)
