@@ -171,12 +171,30 @@ def sim_serve(
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Added latency per request."),
     task_scale: float = typer.Option(1.0, "--task-scale", help="Multiplier for task durations (0 = instant)."),
     env_file: Optional[Path] = typer.Option(None, "--env-file", help="Write PROXMOX_VE_* settings here."),
+    guest_image: Optional[Path] = typer.Option(None, "--guest-image", envvar="PHOENIX_SIM_GUEST_IMAGE",
+                                               help="Boot VMs cloned from this image as real QEMU guests "
+                                                    "(see `phoenix sim build-guest-image`)."),
+    guest_memory_mb: int = typer.Option(1024, "--guest-memory-mb", help="RAM cap per real guest (MiB)."),
+    guest_cpus: int = typer.Option(1, "--guest-cpus", help="vCPU cap per real guest."),
 ) -> None:
     """Run the simulated Proxmox VE over HTTPS until stopped."""
     from phoenix.sim.cli import serve
 
     serve(host=host, port=port, nodes=[n for n in nodes.split(",") if n], data_dir=data_dir,
-          latency_ms=latency_ms, task_scale=task_scale, env_file=env_file)
+          latency_ms=latency_ms, task_scale=task_scale, env_file=env_file, guest_image=guest_image,
+          guest_memory_mb=guest_memory_mb, guest_cpus=guest_cpus)
+
+
+@sim_app.command("build-guest-image")
+def sim_build_guest_image(
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir",
+                                             help="Image cache (default $PHOENIX_GUEST_IMAGE_CACHE or ~/.cache/phoenix/guest-images)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when the cached image is current."),
+) -> None:
+    """Build (or reuse) the Debian guest image that `sim serve --guest-image` boots; prints its path."""
+    from phoenix.sim.qemu.cli import build_image_command
+
+    build_image_command(cache_dir, force=force)
 
 
 def main() -> None:
