@@ -65,7 +65,9 @@ def connect(opts: GlobalOptions) -> Iterator[Connection]:
             from phoenix.sim.server import SimServer
 
             scale = float(os.environ.get(SIM_TASK_SCALE_ENV, DEFAULT_SIM_TASK_SCALE))
-            server = stack.enter_context(SimServer(opts.sim_dir, task_scale=scale))
+            guest_image = os.environ.get("PHOENIX_SIM_GUEST_IMAGE") or None   # real QEMU guests (phoenix.sim.qemu)
+            server = stack.enter_context(SimServer(opts.sim_dir, task_scale=scale,
+                                                   guest_image=Path(guest_image) if guest_image else None))
             err_console().print(f"[dim]using the embedded Proxmox VE simulator ({opts.sim_dir}, {server.endpoint})"
                                 f"[/dim]")
             settings = ConnectionSettings.from_env({

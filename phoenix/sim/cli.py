@@ -32,7 +32,8 @@ def write_env_file(path: Path, endpoint: str, api_token: str, ca_file: str, data
 
 
 def serve(host: str, port: int, nodes: list[str], data_dir: Path, latency_ms: float = 0.0,
-          task_scale: float = 1.0, env_file: Path | None = None) -> None:
+          task_scale: float = 1.0, env_file: Path | None = None, guest_image: Path | None = None,
+          guest_memory_mb: int = 1024, guest_cpus: int = 1) -> None:
     """Start a SimServer, announce it, block until a stop signal, then shut down cleanly."""
     from phoenix.sim.server import SimServer
 
@@ -42,8 +43,13 @@ def serve(host: str, port: int, nodes: list[str], data_dir: Path, latency_ms: fl
         raise PhoenixError("--task-scale: must be 0 or more")
     if latency_ms < 0:
         raise PhoenixError("--latency-ms: must be 0 or more")
+    if guest_memory_mb < 128:
+        raise PhoenixError("--guest-memory-mb: must be 128 or more")
+    if guest_cpus < 1:
+        raise PhoenixError("--guest-cpus: must be 1 or more")
     data_dir = Path(data_dir).resolve()
-    server = SimServer(data_dir, nodes=nodes, host=host, port=port, latency_ms=latency_ms, task_scale=task_scale)
+    server = SimServer(data_dir, nodes=nodes, host=host, port=port, latency_ms=latency_ms, task_scale=task_scale,
+                       guest_image=guest_image, guest_memory_mb=guest_memory_mb, guest_cpus=guest_cpus)
     try:
         server.start()
     except OSError as exc:
@@ -56,6 +62,10 @@ def serve(host: str, port: int, nodes: list[str], data_dir: Path, latency_ms: fl
         print(f"phoenix simulator listening on {server.endpoint} (nodes: {', '.join(nodes)})", flush=True)
         print(f"env file: {env_path}  (source it: set -a; . {env_path}; set +a)", flush=True)
         print(f"CA file: {server.ca_file}", flush=True)
+        if server.sim.guests is not None:
+            limits = server.sim.guests.limits
+            print(f"real guests: {server.sim.guests.image} ({limits.accel}, up to {limits.memory_mb} MiB and "
+                  f"{limits.cpus} vCPU each; per-VM files in {server.sim.guests.root})", flush=True)
         while not stop.wait(0.5):
             pass
         print("stopping simulator", flush=True)

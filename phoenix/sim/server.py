@@ -332,11 +332,13 @@ class SimServer:
 
     def __init__(self, data_dir: Path | str, nodes: list[str] | None = None, host: str = "127.0.0.1",
                  port: int = 0, latency_ms: float = 0.0, task_scale: float = 0.0,
-                 auth_fail_delay: float = 3.0, agent_boot_seconds: float = 3.0):
+                 auth_fail_delay: float = 3.0, agent_boot_seconds: float = 3.0, guest_image: Path | None = None,
+                 guest_memory_mb: int = 1024, guest_cpus: int = 1):
         _load_handlers()
         settings = Settings(nodes=list(nodes or ["pve"]), data_dir=Path(data_dir), task_scale=float(task_scale),
                             latency_ms=float(latency_ms), agent_boot_seconds=float(agent_boot_seconds),
-                            auth_fail_delay=float(auth_fail_delay))
+                            auth_fail_delay=float(auth_fail_delay), guest_image=guest_image,
+                            guest_memory_mb=guest_memory_mb, guest_cpus=guest_cpus)
         self.sim = Simulator(settings)
         self.host = host
         self._requested_port = port
@@ -393,6 +395,8 @@ class SimServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.sim.tasks.wait_idle(timeout=5)
+        if self.sim.guests is not None:
+            self.sim.guests.close()      # no QEMU outlives the simulator
         self._httpd = None
         self._thread = None
 

@@ -33,6 +33,9 @@ class Settings:
     latency_ms: float = 0.0          # added to every API request
     agent_boot_seconds: float = 3.0  # guest agent answers this long (× task_scale) after start
     auth_fail_delay: float = 3.0     # PVE delays every 401 by 3 s
+    guest_image: Path | None = None  # boot real QEMU guests from this image (phoenix.sim.qemu)
+    guest_memory_mb: int = 1024      # caps per real guest (declared values above these are capped)
+    guest_cpus: int = 1
 
 
 class Simulator:
@@ -54,6 +57,11 @@ class Simulator:
         self.stats = Stats()
         self.locks = VMLocks()
         self.tasks = TaskManager(self, self.data_dir / "tasks.json")
+        self.guests: Any = None          # the real-guest backend, only with a guest image
+        if settings.guest_image is not None:
+            from phoenix.sim.qemu.integration import attach_backend
+
+            self.guests = attach_backend(self)
 
     def save(self) -> None:
         """Persist the model atomically (call after a mutation, with the mutex held)."""
@@ -71,6 +79,8 @@ class Simulator:
         with self.mutex:
             if self._store.changed_on_disk():
                 self.model = self._store.load()
+                if self.guests is not None:
+                    self.model.guest_image_match = self.guests.matches
 
     def storage_dir(self, storage_id: str) -> Path:
         """The real directory backing a dir storage (snippets, iso, import, images)."""

@@ -154,6 +154,10 @@ def start_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False) 
             regenerate_cloudinit(cluster, vm, task.log)
             sim.save()
         task.sleep(1.0)
+        real_pid = None
+        if sim.guests is not None:       # a real QEMU guest when the boot disk descends from its image
+            from phoenix.sim.qemu.integration import start_real_guest
+            real_pid = start_real_guest(sim, task, node, vmid)
         with sim.mutex:
             cluster = sim.model
             vm = cluster.vm_on(node, vmid)
@@ -165,18 +169,26 @@ def start_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False) 
             vm.agent_installed = bool(via_userdata or (volume is not None and volume.agent_installed))
             vm.agent_device = guest.agent_enabled(vm.conf)
             vm.boot_network = guest.boot_network(vm, vm.conf)
-            vm.status, vm.started_at, vm.pid = "running", time.time(), random.randint(1000, 4000000)
+            vm.status, vm.started_at, vm.pid = "running", time.time(), real_pid or random.randint(1000, 4000000)
             sim.save()
 
 
-def stop_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False, seconds: float = 1.0) -> None:
-    """``vm_stop``/``vm_shutdown``: a stopped VM stays stopped (task OK); pending changes are applied."""
+def stop_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False, seconds: float = 1.0, *,
+            graceful: bool = False, timeout: float = 60.0, force: bool = False) -> None:
+    """``vm_stop``/``vm_shutdown``: a stopped VM stays stopped (task OK); pending changes are applied.
+
+    ``graceful`` (shutdown) asks a real guest to power off and waits up to ``timeout`` (then kills
+    only with ``force``); a plain stop kills it."""
     with sim.locks.vm(vmid):
         with sim.mutex:
             vm = sim.model.vm_on(node, vmid)
             check_lock(vm, skiplock)
             if not vm.running:
                 return
+            use_agent = guest.agent_enabled(vm.conf)
+        if sim.guests is not None:
+            from phoenix.sim.qemu.integration import stop_real_guest
+            stop_real_guest(sim, vmid, graceful=graceful, timeout=timeout, force=force, use_agent=use_agent)
         task.sleep(seconds)
         with sim.mutex:
             cluster = sim.model

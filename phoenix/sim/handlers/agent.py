@@ -1,29 +1,150 @@
-"""Guest agent endpoints: ``agent/ping`` and ``agent/network-get-interfaces`` (``{"result": ...}``)."""
+"""Guest agent endpoints (behaviors.md §12, §20).
+
+``ping`` and ``network-get-interfaces`` answer for the modelled guest; every endpoint forwards to
+the real qemu-guest-agent when the VM runs as a QEMU guest (``sim serve --guest-image``).  The
+other commands (``get-host-name``, ``info``, ``file-read``, ``exec``, ``exec-status``) need a
+guest that can answer them; the modelled guest does not have them yet and says so (501).
+"""
 
 from __future__ import annotations
+
+import base64
+from typing import Any
 
 from phoenix.sim.core import PVEError, Request, route
 from phoenix.sim.handlers._vmutil import vm_of
 from phoenix.sim.model import guest
+
+FILE_READ_CHUNK = 1 << 20
 
 
 def _ready_vm(req: Request):
     with req.sim.mutex:
         vm = vm_of(req)
         guest.assert_agent_available(vm)
+        if req.sim.guests is not None and req.sim.guests.running(vm.vmid):
+            return vm
         boot_seconds = req.sim.settings.agent_boot_seconds * req.sim.settings.task_scale
         if not guest.agent_ready(vm, boot_seconds):
             raise PVEError("QEMU guest agent is not running\n")
         return vm
 
 
+def _real(req: Request, vm: Any):
+    """The real guest's agent client (after PVE's 3 s ping), or None for the modelled guest."""
+    if req.sim.guests is None:
+        return None
+    from phoenix.sim.qemu.integration import real_agent
+    return real_agent(req.sim, vm)
+
+
+def _call(agent: Any, vm: Any, command: str, arguments: dict | None = None) -> Any:
+    from phoenix.sim.qemu.integration import agent_call
+    return agent_call(agent, vm.vmid, command, arguments)
+
+
+def _modelled_lacks(req: Request) -> PVEError:
+    return PVEError(f"Method '{req.method} {req.template}' not implemented for the simulated guest "
+                    "(start the simulator with --guest-image for a real one)", status=501)
+
+
 @route("POST", "/nodes/{node}/qemu/{vmid}/agent/ping")
 def agent_ping(req: Request) -> dict:
-    _ready_vm(req)
+    vm = _ready_vm(req)
+    _real(req, vm)                       # a real guest is pinged by real_agent itself
     return {"result": {}}
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")
 def agent_network(req: Request) -> dict:
     vm = _ready_vm(req)
+    agent = _real(req, vm)
+    if agent is not None:
+        return {"result": _call(agent, vm, "guest-network-get-interfaces")}
     return {"result": guest.network_interfaces(vm)}
+
+
+def _forwarded(command: str):
+    def handler(req: Request) -> dict:
+        vm = _ready_vm(req)
+        agent = _real(req, vm)
+        if agent is None:
+            raise _modelled_lacks(req)
+        try:
+            return {"result": _call(agent, vm, command)}
+        except PVEError as exc:
+            if exc.message.startswith("Agent error: "):     # register_command keeps QGA's error object
+                return {"result": {"error": {"class": "GenericError", "desc": exc.message[13:].rstrip()}}}
+            raise
+    return handler
+
+
+route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")(_forwarded("guest-get-host-name"))
+route("GET", "/nodes/{node}/qemu/{vmid}/agent/info")(_forwarded("guest-info"))
+
+
+@route("POST", "/nodes/{node}/qemu/{vmid}/agent/exec")
+def agent_exec(req: Request) -> dict:
+    raw = req.params.get("command")
+    command = [part for part in (raw if isinstance(raw, list) else str(raw or "").split("\0")) if part != ""]
+    data = req.params.get("input-data")
+    if not command and data is None:
+        raise PVEError("command or input-data (or both) required\n")
+    vm = _ready_vm(req)
+    agent = _real(req, vm)
+    if agent is None:
+        raise _modelled_lacks(req)
+    arguments: dict[str, Any] = {"capture-output": True}
+    if command:
+        arguments["path"], arguments["arg"] = command[0], command[1:]
+    if data is not None:
+        arguments["input-data"] = base64.b64encode(str(data).encode()).decode()
+    result = _call(agent, vm, "guest-exec", arguments)
+    return {"pid": int(result["pid"])}
+
+
+@route("GET", "/nodes/{node}/qemu/{vmid}/agent/exec-status")
+def agent_exec_status(req: Request) -> dict:
+    vm = _ready_vm(req)
+    agent = _real(req, vm)
+    if agent is None:
+        raise _modelled_lacks(req)
+    status = _call(agent, vm, "guest-exec-status", {"pid": int(req.params["pid"])})
+    result: dict[str, Any] = {}
+    for key, value in status.items():
+        if key in ("out-data", "err-data"):
+            value = base64.b64decode(value).decode("latin-1")
+        result[key] = (1 if value else 0) if isinstance(value, bool) else value
+    return result
+
+
+@route("GET", "/nodes/{node}/qemu/{vmid}/agent/file-read")
+def agent_file_read(req: Request) -> dict:
+    vm = _ready_vm(req)
+    agent = _real(req, vm)
+    if agent is None:
+        raise _modelled_lacks(req)
+    count = int(req.params.get("count", 16777216))
+    offset = int(req.params.get("offset", 0))
+    decode = bool(int(req.params.get("decode", 1)))
+    handle = _call(agent, vm, "guest-file-open", {"path": req.params["file"], "mode": "r"})
+    chunks: list[str] = []
+    read, eof = 0, False
+    try:
+        if offset:
+            _call(agent, vm, "guest-file-seek", {"handle": handle, "offset": offset, "whence": "set"})
+        while read < count and not eof:
+            chunk = _call(agent, vm, "guest-file-read", {"handle": handle, "count": min(FILE_READ_CHUNK, count - read)})
+            read += int(chunk.get("count", 0))
+            eof = bool(chunk.get("eof"))
+            chunks.append(chunk.get("buf-b64", ""))
+    finally:
+        try:
+            _call(agent, vm, "guest-file-close", {"handle": handle})
+        except PVEError:
+            pass                                   # PVE only warns about close errors
+    content = "".join(base64.b64decode(c).decode("latin-1") for c in chunks) if decode else "".join(chunks)
+    result: dict[str, Any] = {"content": content, "bytes-read": read}
+    if not eof:
+        result["truncated"] = 1
+    return result

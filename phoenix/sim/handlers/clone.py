@@ -178,12 +178,12 @@ def _clone_drive(cluster, task, node: str, newid: int, key: str, value: str, che
         same_storage = target_sid == source_sid
         volume = cluster.alloc_volume(target_sid, node, newid, source.size,
                                       fmt=params.get("format") or (source.format if same_storage else None),
-                                      agent_installed=source.agent_installed)
+                                      agent_installed=source.agent_installed, guest_image=source.guest_image)
         task.log(f"transferred {propstr.format_size(source.size)} of {propstr.format_size(source.size)} (100.00%)")
     else:
         task.log(f"create linked clone of drive {key} ({volid})")
         volume = cluster.alloc_volume(source_sid, node, newid, source.size, fmt=source.format, parent=source,
-                                      agent_installed=source.agent_installed)
+                                      agent_installed=source.agent_installed, guest_image=source.guest_image)
     created.append(volume.volid)
     drive["file"] = volume.volid
     drive["size"] = propstr.format_size(volume.size)

@@ -38,4 +38,6 @@ def status_shutdown(req: Request) -> str:
     node, vmid = req.node, req.vmid
     with req.sim.mutex:
         vm_of(req)
-    return spawn(req, "qmshutdown", vmid, lambda task: stop_vm(task.sim, task, node, vmid, skiplock))
+    timeout, force = float(req.params.get("timeout", 60)), bool(req.params.get("forceStop"))
+    return spawn(req, "qmshutdown", vmid, lambda task: stop_vm(task.sim, task, node, vmid, skiplock, graceful=True,
+                                                               timeout=timeout, force=force))

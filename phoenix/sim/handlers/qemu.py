@@ -176,6 +176,8 @@ def destroy_vm(req: Request) -> str:
                             del cluster.volumes[(volume.node, volume.volid)]
                 cluster.vms.pop(vmid, None)
                 sim.save()
+            if sim.guests is not None:
+                sim.guests.destroy(vmid)        # a real guest's overlay disk, seed ISO and logs
 
     return spawn(req, "qmdestroy", vmid, work)
 

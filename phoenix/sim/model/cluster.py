@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from phoenix.sim.core import PVEError
 from phoenix.sim.model import images
@@ -39,6 +39,8 @@ class Cluster:
         self.volumes: dict[tuple[str, str], Volume] = {(v.node, v.volid): v for v in volumes}
         self.created = created
         self.layout = StorageLayout(self.data_dir, self.nodes[0])
+        # Set by a simulator with a real-guest image: does this file hold that image's bytes?
+        self.guest_image_match: Callable[[Path], bool] | None = None
 
     # --- construction / persistence --------------------------------------------------------------
     @classmethod
@@ -214,7 +216,7 @@ class Cluster:
 
     def alloc_volume(self, sid: str, node: str, vmid: int, size: int, fmt: str | None = None,
                      name: str | None = None, parent: Volume | None = None,
-                     agent_installed: bool = False) -> Volume:
+                     agent_installed: bool = False, guest_image: bool = False) -> Volume:
         """``vdisk_alloc`` (or ``clone_image`` when ``parent`` is given): a new image volume."""
         cfg = self.storage(sid)
         if "images" not in cfg["content"].split(","):
@@ -229,7 +231,7 @@ class Cluster:
             volname = f"{vmid}/{name}" + ("" if name.endswith("." + fmt) else f".{fmt}")
         volume = Volume(storage=sid, node=self.vol_node(sid, node), volname=volname, vmid=vmid,
                         format=fmt, size=int(size), parent=parent.volid if parent else None,
-                        agent_installed=agent_installed, ctime=int(time.time()))
+                        agent_installed=agent_installed, guest_image=guest_image, ctime=int(time.time()))
         key = (volume.node, volume.volid)
         if key in self.volumes:
             raise PVEError(f"volume '{volume.volid}' already exists\n")
@@ -272,6 +274,16 @@ class Cluster:
         if found is None or not found[0].is_file():
             raise PVEError(f"cannot import from '{volid}' - volume does not exist\n")
         return images.virtual_size(found[0]), images.agent_installed(found[0])
+
+    def is_guest_image(self, node: str, volid: str) -> bool:
+        """Whether an import source is (or descends from) the real-guest image (False without one)."""
+        if self.guest_image_match is None:
+            return False
+        volume = None if volid.startswith("/") else self.volume(node, volid)
+        if volume is not None:
+            return volume.guest_image
+        found = (Path(volid), "") if volid.startswith("/") else self.file_path(node, volid)
+        return found is not None and found[0].is_file() and self.guest_image_match(found[0])
 
     def storage_dir_for_tests(self, sid: str, node: str | None = None) -> Path:
         """Convenience for callers outside PVE semantics (tests, snippets backends)."""

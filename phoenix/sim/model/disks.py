@@ -104,16 +104,18 @@ def create_drive(cluster: Any, node: str, vmid: int, key: str, value: str, defau
         return value
     sid = new.group(1) or default_storage
     source = drive.pop("import-from", None)
-    agent = False
+    agent = guest = False
     if source is not None:
         try:
             size, agent = cluster.volume_size(node, source)
         except PVEError as exc:
             raise PVEError(f"cannot import from '{source}' - {exc.message.rstrip()}\n") from exc
+        guest = cluster.is_guest_image(node, source)
         log(f"importing disk '{source}' to VM {vmid} ...")
     else:
         size = int(float(new.group(2)) * (1 << 30))
-    volume = cluster.alloc_volume(sid, node, vmid, size, fmt=drive.pop("format", None), agent_installed=agent)
+    volume = cluster.alloc_volume(sid, node, vmid, size, fmt=drive.pop("format", None), agent_installed=agent,
+                                  guest_image=guest)
     allocated.append(volume.volid)
     if source is not None:
         log(f"transferred {size} of {size} (100.00%)")

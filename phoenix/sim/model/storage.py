@@ -60,6 +60,7 @@ class Volume:
     size: int            # bytes
     parent: str | None = None        # volid of the base volume of a linked clone
     agent_installed: bool = False    # qemu-guest-agent is installed in this image
+    guest_image: bool = False        # descends from the real-guest image (boots in QEMU, phoenix.sim.qemu)
     ctime: int = 0
 
     @property
