@@ -50,7 +50,7 @@ def test_command_line_keeps_traffic_local_and_caps_the_guest(tmp_path):
     assert "net=10.0.0.0/24" in netdev and "host=10.0.0.1" in netdev and "dns=10.0.0.2" in netdev
     assert args[args.index("-netdev") + 3] == f"virtio-net-pci,netdev=n0,mac={MAC}"
     assert args[args.index("-m") + 1] == "1024" and args[args.index("-smp") + 1] == "1"
-    assert "name=org.qemu.guest_agent.0" in joined and f"file:{tmp_path / 'console.log'}" in joined
+    assert "name=org.qemu.guest_agent.0" in joined and f"path={tmp_path / 'console.log'},append=on" in joined
     small = qemu_args(8001, tmp_path, tmp_path / "k", tmp_path / "i", dict(conf, memory="512", cores="1"),
                       Limits(memory_mb=1024, cpus=2), 2222)
     assert small[small.index("-m") + 1] == "512" and small[small.index("-smp") + 1] == "1"
@@ -84,6 +84,9 @@ def test_seed_iso_carries_the_generated_files(tmp_path):
 
 def test_accel_probe_falls_back_to_tcg_without_a_kvm_device(tmp_path):
     assert probe_accel(str(tmp_path / "no-kvm")) == "tcg"
+    no_flags = tmp_path / "cpuinfo"
+    no_flags.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx\n")
+    assert probe_accel("/dev/kvm", str(no_flags)) == "tcg"     # /dev/kvm without VMX/SVM: not usable
     assert probe_accel() in ("kvm", "tcg")
 
 

@@ -43,9 +43,14 @@ def _call(agent: Any, vm: Any, command: str, arguments: dict | None = None) -> A
     return agent_call(agent, vm.vmid, command, arguments)
 
 
-def _modelled_lacks(req: Request) -> PVEError:
-    return PVEError(f"Method '{req.method} {req.template}' not implemented for the simulated guest "
-                    "(start the simulator with --guest-image for a real one)", status=501)
+def _real_only(req: Request) -> tuple[Any, Any]:
+    """(VM, real agent) for commands only a real guest answers; the modelled guest says it lacks them."""
+    vm = _ready_vm(req)
+    agent = _real(req, vm)
+    if agent is None:
+        raise PVEError(f"Method '{req.method} {req.template}' not implemented for the simulated guest "
+                       "(start the simulator with --guest-image for a real one)", status=501)
+    return vm, agent
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/agent/ping")
@@ -66,10 +71,7 @@ def agent_network(req: Request) -> dict:
 
 def _forwarded(command: str):
     def handler(req: Request) -> dict:
-        vm = _ready_vm(req)
-        agent = _real(req, vm)
-        if agent is None:
-            raise _modelled_lacks(req)
+        vm, agent = _real_only(req)
         try:
             return {"result": _call(agent, vm, command)}
         except PVEError as exc:
@@ -90,10 +92,7 @@ def agent_exec(req: Request) -> dict:
     data = req.params.get("input-data")
     if not command and data is None:
         raise PVEError("command or input-data (or both) required\n")
-    vm = _ready_vm(req)
-    agent = _real(req, vm)
-    if agent is None:
-        raise _modelled_lacks(req)
+    vm, agent = _real_only(req)
     arguments: dict[str, Any] = {"capture-output": True}
     if command:
         arguments["path"], arguments["arg"] = command[0], command[1:]
@@ -105,10 +104,7 @@ def agent_exec(req: Request) -> dict:
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/exec-status")
 def agent_exec_status(req: Request) -> dict:
-    vm = _ready_vm(req)
-    agent = _real(req, vm)
-    if agent is None:
-        raise _modelled_lacks(req)
+    vm, agent = _real_only(req)
     status = _call(agent, vm, "guest-exec-status", {"pid": int(req.params["pid"])})
     result: dict[str, Any] = {}
     for key, value in status.items():
@@ -120,10 +116,7 @@ def agent_exec_status(req: Request) -> dict:
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/file-read")
 def agent_file_read(req: Request) -> dict:
-    vm = _ready_vm(req)
-    agent = _real(req, vm)
-    if agent is None:
-        raise _modelled_lacks(req)
+    vm, agent = _real_only(req)
     count = int(req.params.get("count", 16777216))
     offset = int(req.params.get("offset", 0))
     decode = bool(int(req.params.get("decode", 1)))

@@ -149,7 +149,7 @@ def qemu_args(vmid: int, directory: Path, kernel: Path, initrd: Path, conf: dict
         "-chardev", f"socket,path={directory / 'qga.sock'},server=on,wait=off,id=qga0",
         "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
         "-qmp", f"unix:{directory / 'qmp.sock'},server=on,wait=off",
-        "-serial", f"file:{directory / 'console.log'}",
+        "-chardev", f"file,id=console0,path={directory / 'console.log'},append=on", "-serial", "chardev:console0",
         "-object", "rng-random,filename=/dev/urandom,id=rng0", "-device", "virtio-rng-pci,rng=rng0",
     ]
 
