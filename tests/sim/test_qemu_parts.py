@@ -46,7 +46,7 @@ def test_command_line_keeps_traffic_local_and_caps_the_guest(tmp_path):
     args = qemu_args(8001, tmp_path, tmp_path / "k", tmp_path / "i", conf, Limits(memory_mb=1024, cpus=1), 2222)
     joined = " ".join(args)
     netdev = args[args.index("-netdev") + 1]
-    assert "restrict=on" in netdev and "hostfwd=tcp:127.0.0.1:2222-:22" in netdev
+    assert "restrict=on" in netdev and "hostfwd=tcp:127.0.0.1:2222-10.0.0.101:22" in netdev
     assert "net=10.0.0.0/24" in netdev and "host=10.0.0.1" in netdev and "dns=10.0.0.2" in netdev
     assert args[args.index("-netdev") + 3] == f"virtio-net-pci,netdev=n0,mac={MAC}"
     assert args[args.index("-m") + 1] == "1024" and args[args.index("-smp") + 1] == "1"

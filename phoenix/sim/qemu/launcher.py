@@ -132,7 +132,9 @@ def qemu_args(vmid: int, directory: Path, kernel: Path, initrd: Path, conf: dict
     net = propstr.parse_net(conf.get("net0", "virtio"))
     model = NIC_MODELS.get(net.get("model", "virtio"), "virtio-net-pci")
     slirp = slirp_network(conf)
-    netdev = f"user,id=n0,restrict=on,net={slirp['net']},hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+    # hostfwd's guest address defaults to slirp's first DHCP lease (.15): a static guest needs its own
+    guest = slirp["address"].split("/")[0] if "address" in slirp else ""
+    netdev = f"user,id=n0,restrict=on,net={slirp['net']},hostfwd=tcp:127.0.0.1:{ssh_port}-{guest}:22"
     if "host" in slirp:
         netdev += f",host={slirp['host']},dns={slirp['dns']}"
     nic = f"{model},netdev=n0" + (f",mac={net['macaddr']}" if net.get("macaddr") else "")
