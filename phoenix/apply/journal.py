@@ -1,4 +1,7 @@
-"""The apply journal: what every completed step made true is written to the state file at once.
+"""The apply journal: what every completed step made true is recorded in the state at once.
+
+Each record goes through ``StateStore.record`` (an append of the changed records only: O(1) per
+step, see phoenix/state/journal.py), folded into the state file when the run ends.
 
 So an interrupted apply leaves a true record: the next plan compares the file with what PVE
 really has and shows only what remains — that is how phoenix resumes (every step is idempotent,
@@ -24,6 +27,7 @@ class Journal:
         self._write_lock = threading.Lock()   # one writer at a time
         self._changes = 0                     # mutations so far
         self._saved = 0                       # mutations contained in the file
+        self._dirty: set[int] = set()         # VMIDs changed since the last record
 
     def begin(self, vmid: int, kind: str, name: str, node: str, template_vmid: int | None = None) -> None:
         """Make sure a record exists before the first change to PVE (no-op if it does)."""
@@ -32,7 +36,7 @@ class Journal:
             if record is not None:
                 return
             self.state.put(ResourceState(kind=kind, vmid=vmid, name=name, node=node, template_vmid=template_vmid))
-            self._save()
+            self._save(vmid)
 
     def record(self, vmid: int, attributes: dict[str, Any] | None = None,
                fingerprints: dict[str, str] | None = None, **fields: Any) -> None:
@@ -48,18 +52,19 @@ class Journal:
                 update["fingerprints"] = {**record.fingerprints, **fingerprints}
             update["updated_at"] = utc_now()
             self.state.put(record.model_copy(update=update))
-            self._save()
+            self._save(vmid)
 
     def forget(self, vmid: int) -> None:
         with self._lock:
             if self.state.remove(vmid) is not None:
-                self._save()
+                self._save(vmid)
 
-    def _save(self) -> None:
+    def _save(self, vmid: int) -> None:
         """Called with ``_lock`` held right after a mutation; returns once a write containing it
-        is in the file.  Group commit: chains finishing steps at once share one write (each write
-        is the whole state), instead of queueing one full write per step."""
+        is on disk.  Group commit: chains finishing steps at once share one journal line (and
+        one fsync), instead of queueing one write per step."""
         self._changes += 1
+        self._dirty.add(vmid)
         mine = self._changes
         self._lock.release()
         try:
@@ -68,7 +73,12 @@ class Journal:
                     return
                 with self._lock:
                     covered = self._changes
-                    self.store.write(self.state)
+                    dirty, self._dirty = self._dirty, set()
+                    try:
+                        self.store.record(self.state, dirty)
+                    except BaseException:
+                        self._dirty |= dirty   # the next write must still carry them
+                        raise
                 self._saved = covered
         finally:
             self._lock.acquire()

@@ -126,13 +126,11 @@ class State(BaseModel):
         except ValidationError as exc:
             where, message = first_error(exc)
             raise PhoenixError(f"refusing to record VM {resource.vmid} in the state: {where}: {message}") from None
-        self.resources = {**self.resources, str(resource.vmid): resource}
+        # In place: assigning a new dict would re-validate every record (O(N) per step of an apply).
+        self.resources[str(resource.vmid)] = resource
 
     def remove(self, vmid: int) -> ResourceState | None:
-        resources = dict(self.resources)
-        removed = resources.pop(str(vmid), None)
-        self.resources = resources
-        return removed
+        return self.resources.pop(str(vmid), None)
 
     def fingerprint(self, secret: str) -> str:
         """:func:`fingerprint` keyed by this state's lineage."""

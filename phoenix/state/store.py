@@ -3,6 +3,10 @@
 A write goes to a temporary file in the same directory, is fsynced, and renamed over the state
 (rename is atomic); the previous state is first hard-linked to ``<path>.backup``, so the state
 file itself never goes missing.  Files are created 0600: the state names hosts and users.
+
+During a run, :meth:`StateStore.record` appends only the changed records to the journal
+(:mod:`phoenix.state.journal`, O(1) per step); :meth:`read` replays it, and the journal is folded
+into the state file when the lock is released and whenever it outgrows the state file.
 """
 
 from __future__ import annotations
@@ -11,16 +15,21 @@ import logging
 import os
 import tempfile
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from phoenix.errors import PhoenixError
+from phoenix.state.journal import StateJournal
 from phoenix.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
 from phoenix.state.model import FORMAT_VERSION, State, first_error
 
 __all__ = ["StateStore"]
+
+# The journal is folded into the state file once it is larger than this or than the state file
+# (whichever is more): amortised, each step still costs O(its own record) in bytes written.
+JOURNAL_MIN_FOLD_BYTES = 256 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +41,64 @@ class StateStore:
         self.path = Path(path)
         self.backup_path = self.path.with_name(self.path.name + ".backup")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.journal = StateJournal(self.path.with_name(self.path.name + ".journal"))
+        self._file_size = 0      # bytes of the state file at the last read/write (the fold bound)
+        self.bytes_written = 0   # state + journal bytes this store wrote (bench/apply_thousand.py)
         # (file signature, lineage, serial) of the version this store last read or wrote: a write
         # need not re-parse a file that nobody else touched since (an apply writes after every step).
         self._known: tuple[tuple[int, int, int], str, int] | None = None
 
     def read(self) -> State:
-        """The stored state; a missing file is an empty state with a new lineage."""
+        """The stored state with its journal replayed; a missing file is an empty state with a new lineage."""
+        for _ in range(5):
+            before = self._signature()
+            state = self._read_file()
+            self._remember(state)
+            self.journal.replay(state, state_file_exists=before is not None)
+            if self._signature() == before:   # no fold replaced the file while we read the journal
+                return state
+        return state
+
+    def _read_file(self) -> State:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return State()
         except OSError as exc:
             raise PhoenixError(f"cannot read state {self.path}: {exc.strerror}") from None
-        state = self._parse(text, self.path)
-        self._remember(state)
+        self._file_size = len(text)
+        return self._parse(text, self.path)
+
+    def record(self, state: State, vmids: Iterable[int]) -> State:
+        """Persist the records of ``vmids`` (removed ones included) as ``serial`` + 1, in O(their size).
+
+        The first record of a store whose journal already has lines (a crashed run's) folds the
+        whole state instead, so a torn last line is never followed by new ones.
+        """
+        if not self._journal_open() and self.journal.exists():
+            return self.write(state)
+        state.serial += 1
+        try:
+            self.bytes_written += self.journal.append(state, vmids)
+        except BaseException:
+            state.serial -= 1
+            raise
+        if self.journal.size > max(JOURNAL_MIN_FOLD_BYTES, self._file_size):
+            self.fold(state)
         return state
+
+    def _journal_open(self) -> bool:
+        return self.journal._fd is not None  # noqa: SLF001 - same package
+
+    def fold(self, state: State | None = None) -> None:
+        """Write the state (``state``, else the file with its journal replayed) at its serial and empty
+        the journal.  A crash in between leaves lines the state file already has: they are skipped."""
+        if state is None:
+            if not self.journal.exists():
+                return
+            state = self.read()
+        self._write_full(state, state.serial)
+        self.journal.reset()
 
     def _signature(self) -> tuple[int, int, int] | None:
         try:
@@ -90,15 +142,29 @@ class StateStore:
             if current.serial > state.serial:
                 raise PhoenixError(f"state {self.path} was written meanwhile (serial {current.serial} > "
                                    f"{state.serial}); re-read it and plan again")
-        checked.serial = state.serial + 1
+        self._write_full(state, state.serial + 1, checked, current)
+        self.journal.reset()
+        return state
+
+    def _write_full(self, state: State, serial: int, checked: State | None = None,
+                    current: State | None = None) -> None:
+        if checked is None:
+            try:
+                checked = State.model_validate(state.model_dump())
+            except ValidationError as exc:
+                loc, message = first_error(exc)
+                raise PhoenixError(f"refusing to write state: {loc}: {message}") from None
+            current = self._current_version()
+        checked.serial = serial
         payload = checked.to_json().encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if current is not None:
             self._keep_backup()
         self._atomic_write(payload)
-        state.serial = checked.serial
+        self.bytes_written += len(payload)
+        self._file_size = len(payload)
+        state.serial = serial
         self._remember(state)
-        return state
 
     def _current_version(self) -> State | None:
         """What is on disk now (lineage and serial matter): re-parsed only if it changed since we saw it."""
@@ -151,7 +217,9 @@ class StateStore:
             log.warning("took over a stale state lock left by %s", state_lock.stale.describe())
         try:
             yield info
+            self.fold()
         finally:
+            self.journal.close()
             state_lock.release()
 
     def lock_holder(self) -> LockInfo | None:

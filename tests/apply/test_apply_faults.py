@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from phoenix.state import StateStore
+
 
 def test_transient_faults_are_retried_and_apply_converges(sim_server, sim_control, proxmox, tmp_path, phoenix_cli_for):
     run = phoenix_cli_for(sim_server)
@@ -85,9 +87,9 @@ def test_apply_killed_mid_clone_resumes(start_sim, tmp_path, phoenix_cli_for):
     finally:
         proc.wait(timeout=10)
     assert any("cloning" in line for line in seen), "".join(seen)
-    state = json.loads(run.state.read_text())
+    state = StateStore(run.state).read()                      # the file plus the killed run's journal
     cloning = {line.split(":")[0].removeprefix("vm.") for line in seen if "cloning" in line}
-    assert cloning and cloning <= set(state["resources"])    # recorded before the clone began
+    assert cloning and cloning <= set(state.resources)       # recorded before the clone began
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert run("plan", "--detailed-exitcode").exit_code == 0
