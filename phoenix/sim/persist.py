@@ -1,24 +1,41 @@
-"""Keeping the simulated cluster on disk.
+"""Keeping the simulated cluster on disk, at a cost per save of what changed.
 
-The model is one JSON document in the data dir, replaced atomically (temp file, fsync, rename)
-so a crash never leaves half a cluster behind.  Several processes may serve the same data dir
-one after another (``phoenix sim serve`` restarted, tests opening a second server); each notices
-a file written by someone else (inode/mtime/size changed) and reloads before the next request.
+The model is a snapshot, ``cluster.json`` (replaced atomically: temp file, fsync, rename), plus
+an append-only log, ``cluster.log``: each save appends one JSON line with the VMs and volumes that
+changed since the previous save (``Cluster.take_changes``) and the small cluster header when it
+changed, so a save costs O(changed VM), not O(cluster).  When the log outgrows the snapshot a
+save writes a fresh snapshot and empties the log.  Loading replays the log onto the snapshot;
+every line holds whole records, so replaying a line twice is harmless (a crash between a new
+snapshot and emptying the log), and a torn last line (a process killed mid-write) is ignored.
+
+Several processes may serve the same data dir (``phoenix sim serve`` and tests opening a second
+server): writers hold an exclusive ``flock`` on ``cluster.lock``, readers a shared one; each
+process notices a snapshot or log changed by someone else (inode/mtime/size) and reloads before
+the next request.  Appends are not fsynced (they survive a killed process, not a power cut).
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_write_json", "atomic_write_text", "ModelStore", "cluster_class"]
 
 MODEL_FILE = "cluster.json"
+LOG_FILE = "cluster.log"
+LOCK_FILE = "cluster.lock"
+LOG_MIN_COMPACT_BYTES = 1024 * 1024   # the log is compacted past this or the snapshot's size
+
+log = logging.getLogger("phoenix.sim.persist")
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> os.stat_result:
@@ -83,12 +100,17 @@ def _signature(stat: os.stat_result) -> tuple[int, int, int]:
 
 
 class ModelStore:
-    """Loads, saves and notices outside changes of the cluster file in one data dir."""
+    """Loads, saves and notices outside changes of the cluster snapshot + log in one data dir."""
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / MODEL_FILE
-        self._known: tuple[int, int, int] | None = None
+        self.log_path = self.data_dir / LOG_FILE
+        self.lock_path = self.data_dir / LOCK_FILE
+        self._known: tuple[Any, Any] | None = None     # (snapshot, log) signatures we last saw or wrote
+        self._header: Any = None                        # header as last persisted
+        self._snapshot_size = 0
+        self.bytes_written = 0                          # snapshot + log bytes (bench figures)
 
     def load_or_create(self, nodes: list[str]) -> Any:
         if self.path.exists():
@@ -98,23 +120,128 @@ class ModelStore:
         return model
 
     def load(self) -> Any:
-        with open(self.path, encoding="utf-8") as handle:
-            stat = os.fstat(handle.fileno())
-            data = json.load(handle)
-        self._known = _signature(stat)
-        return cluster_class().from_json(data, self.data_dir)
+        with self._flock(fcntl.LOCK_SH):
+            with open(self.path, encoding="utf-8") as handle:
+                snapshot_sig = _signature(os.fstat(handle.fileno()))
+                data = json.load(handle)
+            self._snapshot_size = snapshot_sig[2]
+            log_sig = self._replay(data)
+            self._known = (snapshot_sig, log_sig)
+        model = cluster_class().from_json(data, self.data_dir)
+        if hasattr(model, "take_changes"):
+            model.take_changes()                         # loading is not a change
+            self._header = model.header_json()
+        return model
+
+    def _replay(self, data: dict[str, Any]) -> Any:
+        """Apply the log's complete lines to the snapshot dict; the log's signature."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                log_sig = _signature(os.fstat(handle.fileno()))
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        lines = raw.split(b"\n")
+        lines.pop()                                      # b"" after the last newline, or a torn line
+        if not lines:
+            return log_sig
+        vms = data.setdefault("vms", {})
+        volumes = {(v["node"], f"{v['storage']}:{v['volname']}"): v for v in data.get("volumes", [])}
+        for number, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                log.warning("%s line %d is damaged; ignoring it and the lines after it", self.log_path, number)
+                break
+            if entry.get("header"):
+                data.update(entry["header"])
+            for vmid, vm in (entry.get("vms") or {}).items():
+                if vm is None:
+                    vms.pop(vmid, None)
+                else:
+                    vms[vmid] = vm
+            for node, volid, volume in entry.get("volumes") or []:
+                if volume is None:
+                    volumes.pop((node, volid), None)
+                else:
+                    volumes[(node, volid)] = volume
+        data["volumes"] = list(volumes.values())
+        return log_sig
 
     def save(self, model: Any) -> None:
-        # Compact: the whole model is written after every mutation, under the model mutex, so
-        # indenting it (3x the dump time) slowed every request of a busy simulator.
+        """Persist what changed in ``model`` since the last save (call with the model's mutex held)."""
+        with self._flock(fcntl.LOCK_EX):
+            if not hasattr(model, "take_changes") or self._known is None or not self.path.exists():
+                self._snapshot(model)
+                return
+            vms, volumes = model.take_changes()
+            header = model.header_json()
+            entry: dict[str, Any] = {}
+            if header != self._header:
+                entry["header"] = header
+            if vms:
+                entry["vms"] = vms
+            if volumes:
+                entry["volumes"] = volumes
+            if not entry:
+                return
+            data = (json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                before = _signature(os.fstat(fd))
+                os.write(fd, data)
+                after = _signature(os.fstat(fd))
+            finally:
+                os.close(fd)
+            self.bytes_written += len(data)
+            self._header = header
+            snapshot_sig = self._known[0]
+            # Someone else appended since we last looked: leave our view stale, so the next
+            # refresh reloads (and replays their lines and ours).
+            ours = before == self._known[1] or (self._known[1] is None and before[2] == 0)
+            self._known = (snapshot_sig, after if ours else None)
+            if after[2] > max(LOG_MIN_COMPACT_BYTES, self._snapshot_size):
+                self._snapshot(model)
+
+    def _snapshot(self, model: Any) -> None:
+        """Write the whole model as the snapshot and empty the log (lock held)."""
+        if hasattr(model, "take_changes"):
+            model.take_changes()
+            self._header = model.header_json()
+        # Compact: indenting it tripled the dump time of a large cluster.
         text = json.dumps(model.to_json(), separators=(",", ":"), sort_keys=True) + "\n"
         stat = atomic_write_text(self.path, text)
-        self._known = _signature(stat)
+        self.bytes_written += len(text)
+        self._snapshot_size = len(text)
+        log_sig = None
+        if self.log_path.exists():
+            os.truncate(self.log_path, 0)
+            log_sig = _signature(os.stat(self.log_path))
+        self._known = (_signature(stat), log_sig)
+
+    def _current(self) -> tuple[Any, Any]:
+        return (_stat_signature(self.path), _stat_signature(self.log_path))
 
     def changed_on_disk(self) -> bool:
-        """True when another process replaced the file since we last read or wrote it."""
-        try:
-            current = _signature(os.stat(self.path))
-        except FileNotFoundError:
+        """True when another process wrote the snapshot or the log since we last read or wrote them."""
+        current = self._current()
+        if current[0] is None:
             return False
         return current != self._known
+
+    @contextmanager
+    def _flock(self, operation: int) -> Iterator[None]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, operation)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _stat_signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        return _signature(os.stat(path))
+    except FileNotFoundError:
+        return None

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from phoenix.sim.core import PVEError
 from phoenix.sim.model import images
+from phoenix.sim.model.tracking import Changes, TrackedTable
 from phoenix.sim.model.storage import (
     DEFAULT_STORAGES, FILE_CONTENT_DIRS, STORAGE_TOTAL, VOLID_PREFIX, StorageLayout, Volume,
     file_volume_format, image_volname_info, split_volid,
@@ -35,8 +36,10 @@ class Cluster:
         self.nodes = list(nodes)
         self.data_dir = Path(data_dir)
         self.storages = storages
-        self.vms = vms
-        self.volumes: dict[tuple[str, str], Volume] = {(v.node, v.volid): v for v in volumes}
+        self.changes = Changes()     # what the next save must write (see model/tracking.py)
+        self.vms: dict[int, VM] = TrackedTable(self.changes, "vms", vms)
+        self.volumes: dict[tuple[str, str], Volume] = TrackedTable(
+            self.changes, "volumes", {(v.node, v.volid): v for v in volumes})
         self.created = created
         self.layout = StorageLayout(self.data_dir, self.nodes[0])
         # Set by a simulator with a real-guest image: does this file hold that image's bytes?
@@ -63,10 +66,29 @@ class Cluster:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": 1, "nodes": self.nodes, "created": self.created, "storages": self.storages,
+            **self.header_json(),
             "vms": {str(vmid): vm.to_json() for vmid, vm in sorted(self.vms.items())},
             "volumes": [v.to_json() for v in self.volumes.values()],
         }
+
+    def header_json(self) -> dict[str, Any]:
+        """Everything but VMs and volumes (small; compared at each save)."""
+        return {"format": 1, "nodes": list(self.nodes), "created": self.created,
+                "storages": {sid: dict(cfg) for sid, cfg in self.storages.items()}}
+
+    def take_changes(self) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any] | None]]]:
+        """The VMs and volumes changed since the last call, as ``{vmid: json | None}`` and
+        ``[(node, volid, json | None)]`` (None: removed) — what an incremental save writes."""
+        vmids, volume_keys = self.changes.take()
+        vms: dict[str, Any] = {}
+        for vmid in sorted(vmids):
+            vm = self.vms.get(vmid)
+            vms[str(vmid)] = vm.to_json() if vm is not None else None
+        volumes = []
+        for node, volid in sorted(volume_keys):
+            volume = self.volumes.get((node, volid))
+            volumes.append((node, volid, volume.to_json() if volume is not None else None))
+        return vms, volumes
 
     def ensure_dirs(self) -> None:
         for sid, cfg in self.storages.items():
@@ -198,8 +220,11 @@ class Cluster:
         return [v for v in self.volumes.values() if v.storage == sid and v.node == key]
 
     def find_free_diskname(self, sid: str, node: str, vmid: int, fmt: str | None = None) -> str:
+        # Only names of this VMID can collide; the substring test skips the regex for the others
+        # (with thousands of volumes the regex per volume made every allocation milliseconds).
+        marker = f"-{vmid}-disk-"
         used = {image_volname_info(v.volname)["name"].split(".")[0]
-                for v in self.volumes_of(sid, node) if image_volname_info(v.volname)}
+                for v in self.volumes_of(sid, node) if marker in v.volname and image_volname_info(v.volname)}
         for n in range(0, 1000):
             for prefix in ("vm", "base"):
                 if f"{prefix}-{vmid}-disk-{n}" in used:

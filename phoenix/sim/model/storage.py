@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from phoenix.sim.core import PVEError
+from phoenix.sim.model.tracking import Changes, Tracked
 
 __all__ = [
     "DEFAULT_STORAGES", "FILE_CONTENT_DIRS", "Volume", "StorageLayout", "split_volid",
@@ -49,8 +50,8 @@ STORAGE_TOTAL = {"dir": 100 << 30, "lvmthin": 200 << 30, "nfs": 500 << 30}
 
 
 @dataclass
-class Volume:
-    """A VM disk image (content ``images``) as the model tracks it."""
+class Volume(Tracked):
+    """A VM disk image (content ``images``) as the model tracks it (changes mark it for the next save)."""
 
     storage: str
     node: str            # "" for shared storages (one namespace for the whole cluster)
@@ -79,6 +80,9 @@ class Volume:
     @property
     def is_cloudinit(self) -> bool:
         return bool(re.match(r"^vm-\d+-cloudinit(\.\w+)?$", self.name))
+
+    def _mark(self, changes: Changes) -> None:
+        changes.volumes.add((self.node, self.volid))
 
     def to_json(self) -> dict:
         return asdict(self)

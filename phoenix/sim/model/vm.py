@@ -18,6 +18,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
+from phoenix.sim.model.tracking import Changes, Tracked
+
 __all__ = [
     "VM", "render_config", "DRIVE_KEY_RE", "is_drive_key", "drive_keys", "parse_pending_delete",
     "format_pending_delete", "typed_config", "CLOUDINIT_OPTIONS", "cloudinit_pending_properties",
@@ -71,8 +73,15 @@ def format_pending_delete(items: dict[str, bool]) -> str:
 
 
 @dataclass
-class VM:
-    """A VM as its config file plus the runtime facts PVE keeps outside it (running, pid)."""
+class VM(Tracked):
+    """A VM as its config file plus the runtime facts PVE keeps outside it (running, pid).
+
+    Every change marks the VM for the next save (:mod:`phoenix.sim.model.tracking`): a dict
+    assigned to a field is copied into a tracked dict, so mutate ``vm.conf``, not the dict you
+    assigned.
+    """
+
+    _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "boot_network", "ci_generated"})
 
     vmid: int
     node: str
@@ -86,6 +95,9 @@ class VM:
     agent_installed: bool = False         # the booted guest has qemu-guest-agent
     boot_network: dict[str, Any] = field(default_factory=dict)   # what the guest configured at boot
     ci_generated: dict[str, str] = field(default_factory=dict)   # last generated cloud-init files
+
+    def _mark(self, changes: Changes) -> None:
+        changes.vms.add(self.vmid)
 
     # --- file ------------------------------------------------------------------------------------
     def render(self) -> str:
@@ -151,10 +163,10 @@ class VM:
     # --- persistence -----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
-            "vmid": self.vmid, "node": self.node, "conf": self.conf, "pending": self.pending,
-            "cloudinit": self.cloudinit, "status": self.status, "started_at": self.started_at,
+            "vmid": self.vmid, "node": self.node, "conf": dict(self.conf), "pending": dict(self.pending),
+            "cloudinit": dict(self.cloudinit), "status": self.status, "started_at": self.started_at,
             "pid": self.pid, "agent_device": self.agent_device, "agent_installed": self.agent_installed,
-            "boot_network": self.boot_network, "ci_generated": self.ci_generated,
+            "boot_network": dict(self.boot_network), "ci_generated": dict(self.ci_generated),
         }
 
     @classmethod
