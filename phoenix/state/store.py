@@ -124,11 +124,16 @@ class StateStore:
         return state
 
     def write(self, state: State) -> State:
-        """Persist ``state`` with ``serial`` + 1 (updated in place and returned).
+        """Persist ``state`` with ``serial`` + 1 (updated in place and returned), journal folded in.
 
         Refuses to overwrite a state of another lineage or a newer serial: that means a
         different state file, or a concurrent writer that bypassed the lock.
         """
+        self._write_full(state, state.serial + 1)
+        self.journal.reset()
+        return state
+
+    def _write_full(self, state: State, serial: int) -> None:
         try:
             checked = State.model_validate(state.model_dump())
         except ValidationError as exc:
@@ -142,19 +147,6 @@ class StateStore:
             if current.serial > state.serial:
                 raise PhoenixError(f"state {self.path} was written meanwhile (serial {current.serial} > "
                                    f"{state.serial}); re-read it and plan again")
-        self._write_full(state, state.serial + 1, checked, current)
-        self.journal.reset()
-        return state
-
-    def _write_full(self, state: State, serial: int, checked: State | None = None,
-                    current: State | None = None) -> None:
-        if checked is None:
-            try:
-                checked = State.model_validate(state.model_dump())
-            except ValidationError as exc:
-                loc, message = first_error(exc)
-                raise PhoenixError(f"refusing to write state: {loc}: {message}") from None
-            current = self._current_version()
         checked.serial = serial
         payload = checked.to_json().encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
