@@ -59,7 +59,8 @@ class Request:
     user: str                          # "root@pam" or, for API tokens, "root@pam!tokenid"
     sim: Any                           # the running Simulator (model, tasks, locks, settings)
     raw_body: bytes = b""
-    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # multipart uploads: name -> (filename, data)
+    # multipart uploads: name -> (client file name, temp file it was streamed to, or its bytes)
+    files: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @property
     def node(self) -> str:

@@ -33,6 +33,7 @@ from phoenix.sim.faults import FaultSpecError
 from phoenix.sim.schema import Router, validate
 from phoenix.sim.simulator import Settings, Simulator
 from phoenix.sim.tasks import WAIT_FOR_INSTANT_TASKS
+from phoenix.sim.upload_stream import Upload, is_upload_path, receive_upload
 
 __all__ = ["SimServer"]
 
@@ -40,7 +41,7 @@ log = logging.getLogger("phoenix.sim.server")
 
 API_PREFIX = "/api2/json"
 CONTENT_TYPE = "application/json;charset=UTF-8"
-MAX_BODY = 512 * 1024 * 1024
+MAX_BODY = 512 * 1024 * 1024   # other bodies; uploads stream to disk without a limit (upload_stream.py)
 _ROUTER = Router()
 
 
@@ -196,12 +197,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # --- dispatch --------------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
+        upload: Upload | None = None
         try:
-            body = self._read_body(method)
+            if method == "POST" and is_upload_path(url.path):
+                self.close_connection = True           # PVE switches keep-alive off for uploads
+                upload = receive_upload(self.rfile, self.headers, self.server.sim.data_dir / "tmp")
+                body = b""
+            else:
+                body = self._read_body(method)
             if url.path.startswith("/_sim/"):
                 self._sim_endpoint(method, url.path, body)
             elif url.path == API_PREFIX or url.path.startswith(API_PREFIX + "/"):
-                self._api(method, url.path[len(API_PREFIX):] or "/", url.query, body)
+                self._api(method, url.path[len(API_PREFIX):] or "/", url.query, body, upload)
             else:
                 self._send(404, "Not Found", b"")
         except AuthFailure as failure:
@@ -215,6 +222,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a handler bug must never take the server down
             log.exception("internal error answering %s %s", method, url.path)
             self._send_error(PVEError(f"{exc}\n" if str(exc) else f"{exc.__class__.__name__}\n", status=500))
+        finally:
+            if upload is not None:
+                upload.discard()                      # the handler took the file, or nobody will
 
     def _read_body(self, method: str) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -226,11 +236,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
             raise PVEError(f"Unexpected content for method '{method}'", status=501)
         return body
 
-    def _params(self, query: str, body: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+    def _params(self, query: str, body: bytes, upload: Upload | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         content_type = self.headers.get("Content-Type", "") or ""
         params: dict[str, Any] = {}
-        files: dict[str, tuple[str, bytes]] = {}
-        if body:
+        files: dict[str, Any] = {}
+        if upload is not None:
+            params.update(upload.fields)
+            if upload.path is not None:
+                params["filename"] = upload.filename or ""
+                files["filename"] = (upload.filename or "", upload.path)
+        elif body:
             if content_type.startswith("application/json"):
                 try:
                     decoded = json.loads(body)
@@ -248,7 +263,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         params.pop("_dc", None)
         return params, files
 
-    def _api(self, method: str, rel: str, query: str, body: bytes) -> None:
+    def _api(self, method: str, rel: str, query: str, body: bytes, upload: Upload | None = None) -> None:
         sim = self.server.sim
         latency = sim.settings.latency_ms + sim.faults.extra_latency_ms
         if latency > 0:
@@ -269,7 +284,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         fault = sim.faults.take_endpoint_fault(f"{method} {template}")
         if fault is not None:
             raise fault
-        raw_params, files = self._params(query, body)
+        raw_params, files = self._params(query, body, upload)
         params = validate(endpoint, raw_params, path_params)
         request = Request(method=method, template=template, path_params=path_params, params=params,
                           user=user, sim=sim, raw_body=body, files=files)

@@ -108,29 +108,17 @@ def download_on_pve(client, node: str, storage_id: str, url: str, filename: str,
     return f"{storage_id}:import/{filename}", task_log(client, node, status.get("upid"))
 
 
-def upload(client, node: str, storage_id: str, path: Path, filename: str, checksum: Checksum | None) -> str:
-    """Multipart upload of ``path`` as ``filename`` (``import`` content); PVE re-checks the checksum.
+def upload(client, node: str, storage_id: str, path: Path, filename: str, checksum: Checksum | None,
+           progress=None) -> str:
+    """Streaming multipart upload of ``path`` as ``filename`` (``import`` content), in constant memory
+    (:mod:`phoenix.pve.upload`); PVE re-checks the checksum.  ``progress(done, total)`` sees the bytes."""
+    from phoenix.pve.upload import upload_file
 
-    The multipart part's file name is the open file's name, so a differently named file is staged
-    (hard link, else copy) under ``filename`` in a directory private to this call.
-    """
     params: dict = {"content": "import"}
     if checksum is not None:
-        params.update({"checksum": checksum.value, "checksum-algorithm": checksum.algorithm})
-    with tempfile.TemporaryDirectory(prefix=".upload-", dir=path.parent) as private:
-        staged = path if path.name == filename else _hardlink_or_copy(path, Path(private) / filename)
-        with open(staged, "rb") as handle:
-            client.run_task("POST", f"/nodes/{node}/storage/{storage_id}/upload", task_timeout=3600,
-                            filename=handle, **params)
+        params.update({"checksum-algorithm": checksum.algorithm, "checksum": checksum.value})
+    upload_file(client, node, storage_id, path, filename, params, progress=progress)
     return f"{storage_id}:import/{filename}"
-
-
-def _hardlink_or_copy(source: Path, dest: Path) -> Path:
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
-    return dest
 
 
 def place_on_host(client, storage_id: str, path: Path, filename: str, root: Path | None = None) -> str:

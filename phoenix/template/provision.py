@@ -258,7 +258,8 @@ def _customise_and_deliver(client, node, storage_id, spec, checksum, image: Path
             report.info(f"placed {filename} into storage '{storage_id}' on this host")
         else:
             report.info(f"uploading {filename} to storage '{storage_id}' on node '{node}'")
-            volid = delivery.upload(client, node, storage_id, work, filename, upload_checksum)
+            with report.progress(f"uploading {filename}") as advance:
+                volid = delivery.upload(client, node, storage_id, work, filename, upload_checksum, progress=advance)
     finally:
         if work != image:
             work.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -138,7 +139,8 @@ def test_multipart_fields_and_files_reach_the_handler(sim_server, swap_route):
     seen = []
 
     def upload(req):
-        seen.append((dict(req.params), req.files))
+        name, path = req.files["filename"]           # streamed to a temp file, as PVE does
+        seen.append((dict(req.params), {"filename": (name, path.read_bytes())}, path))
         return None
 
     swap_route("POST", "/nodes/{node}/storage/{storage}/upload", upload)
@@ -146,9 +148,14 @@ def test_multipart_fields_and_files_reach_the_handler(sim_server, swap_route):
                              data={"content": "iso"}, files={"filename": ("tiny.iso", b"\x00ISO")},
                              headers=_token_header(sim_server), verify=sim_server.ca_file, timeout=10)
     assert response.status_code == 200, response.text
-    params, files = seen[0]
+    params, files, temp = seen[0]
     assert params["content"] == "iso" and params["storage"] == "local"
     assert files["filename"] == ("tiny.iso", b"\x00ISO")
+    for _ in range(200):                             # removed once the answer is out
+        if not temp.exists():
+            break
+        time.sleep(0.05)
+    assert not temp.exists()                         # a temp file no handler took is removed
 
 
 def test_outside_api2_is_404(sim_server):

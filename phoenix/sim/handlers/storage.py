@@ -268,33 +268,43 @@ def download_url(req: Request) -> str:
 
 @route("POST", "/nodes/{node}/storage/{storage}/upload")
 def upload(req: Request) -> str:
+    """imgcopy: the body was streamed to a temp file (phoenix/sim/upload_stream.py); move it next to
+    its destination at once (the server removes a temp file nobody took), check, publish."""
     content = req.params["content"]
-    upload_name, data = next(iter(req.files.values()), (None, None))
-    if data is None:
+    upload_name, source = next(iter(req.files.values()), (None, None))
+    if source is None:
         raise param_error({"filename": "missing file upload"})
     filename = req.params.get("filename") or upload_name
     algorithm, expected = req.params.get("checksum-algorithm"), req.params.get("checksum")
     with req.sim.mutex:
         dest, name = _check_target(req, content, filename)
     pve_dest = req.sim.model.pve_path(req.path_params["storage"], f"{content}/{name}")
-    tmp_name = f"/var/tmp/pveupload-{hashlib.md5(os.urandom(8)).hexdigest()}"
+    fd, staged_name = tempfile.mkstemp(prefix=".upload-", dir=dest.parent)
+    staged = Path(staged_name)
+    if isinstance(source, Path):
+        os.close(fd)
+        tmp_name = f"/var/tmp/{source.name}"
+        os.replace(source, staged)
+    else:                                   # bytes (a Request built in-process)
+        tmp_name = f"/var/tmp/pveupload-{hashlib.md5(os.urandom(8)).hexdigest()}"
+        with os.fdopen(fd, "wb") as out:
+            out.write(source)
 
     def work(task) -> None:
         task.log(f"starting file import from: {tmp_name}")
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=dest.parent)
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            _verify_checksum(task, Path(tmp), algorithm, expected)
+            _verify_checksum(task, staged, algorithm, expected)
             task.log(f"target node: {req.node}")
             task.log(f"target file: {pve_dest}")
-            task.log(f"file size is: {len(data)}")
+            task.log(f"file size is: {staged.stat().st_size}")
             task.sleep(0.5)
-            _publish(Path(tmp), dest)
+            _publish(staged, dest)
             task.log("finished file import successfully")
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
 
-    return spawn(req, "imgcopy", "", work)
-
-
+    try:
+        return spawn(req, "imgcopy", "", work)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
