@@ -41,6 +41,13 @@ def node_names(count: int) -> list[str]:
     return ["pve"] if count == 1 else [f"pve{i}" for i in range(1, count + 1)]
 
 
+def _fleet_ip(i: int) -> str:
+    """A unique address in 10.16.0.0/12 for VM ``i`` (the first 3,000 as the seeds were first made)."""
+    if i < 3000:
+        return f"10.{20 + i // 250}.{i % 250}.10/12"
+    return f"10.{16 + (i // 250) % 16}.{i % 250}.{11 + i // 4000}/12"
+
+
 def desired_fleet(count: int, nodes: list[str], *, start: bool = True, disk_gb: int = 16) -> dict[str, Any]:
     """A desired-state document: one template (on shared storage, first node) and ``count`` VMs
     cloned from it, spread round-robin over ``nodes`` (full clones onto the shared storage, so a
@@ -53,7 +60,7 @@ def desired_fleet(count: int, nodes: list[str], *, start: bool = True, disk_gb: 
             "name": f"bench-{vmid}",
             "clone_from_vmid": TEMPLATE_VMID,
             "node": nodes[i % len(nodes)],
-            "network_config": {"ip": f"10.{20 + i // 250}.{i % 250}.10/12", "gw": "10.16.0.1"},
+            "network_config": {"ip": _fleet_ip(i), "gw": "10.16.0.1"},
             "user_config": {"username": "bench", "password_hash": PASSWORD_HASH, "ssh_public_keys": [SSH_KEY]},
             "start": start,
             "tags": ["bench"],

@@ -44,6 +44,7 @@ class StateStore:
         self.journal = StateJournal(self.path.with_name(self.path.name + ".journal"))
         self._file_size = 0      # bytes of the state file at the last read/write (the fold bound)
         self.bytes_written = 0   # state + journal bytes this store wrote (bench/apply_thousand.py)
+        self.journal_bytes = 0   # of which journal appends
         # (file signature, lineage, serial) of the version this store last read or wrote: a write
         # need not re-parse a file that nobody else touched since (an apply writes after every step).
         self._known: tuple[tuple[int, int, int], str, int] | None = None
@@ -79,10 +80,12 @@ class StateStore:
             return self.write(state)
         state.serial += 1
         try:
-            self.bytes_written += self.journal.append(state, vmids)
+            appended = self.journal.append(state, vmids)
         except BaseException:
             state.serial -= 1
             raise
+        self.bytes_written += appended
+        self.journal_bytes += appended
         if self.journal.size > max(JOURNAL_MIN_FOLD_BYTES, self._file_size):
             self.fold(state)
         return state
