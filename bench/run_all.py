@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[list] = []
     for r in plan:
-        target = f"≤ {r['requests_limit']} req" + (", ≤ 2 s" if r["vms"] >= 1000 and r["latency_ms"] >= 10 else "") \
-            + ", ≤ 150 MB"
+        limit_s = plan_scale.TARGET_SECONDS_AT_10MS.get(r["vms"]) if r["latency_ms"] >= 10 else None
+        target = f"≤ {r['requests_limit']} req" + (f", ≤ {limit_s:g} s" if limit_s else "") \
+            + f", ≤ {plan_scale.target_rss(r['vms']):.0f} MB"
         rows.append([f"plan {r['vms']} VMs @ {r['latency_ms']:g} ms",
                      f"{r['requests']} req, {r['seconds_min']:.2f} s, {r['max_rss_mb']:.0f} MB", target,
                      "yes" if r["ok"] else "NO"])
