@@ -64,7 +64,7 @@ class Simulator:
             self.guests = attach_backend(self)
 
     def save(self) -> None:
-        """Persist the model atomically (call after a mutation, with the mutex held)."""
+        """Persist what changed in the model since the last save (call after a mutation, with the mutex held)."""
         with self.mutex:
             self._store.save(self.model)
 
