@@ -178,6 +178,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "max-age=0")
+        if self.close_connection:
+            self.send_header("Connection", "close")   # uploads: the client must not reuse this connection
         # end_headers() without its flush: headers and body leave in one write (one TLS record, one syscall)
         self._headers_buffer.append(b"\r\n")
         self._headers_buffer.append(body)

@@ -87,6 +87,7 @@ def test_the_file_part_must_be_named_filename(sim_server):
                              verify=str(sim_server.ca_file), timeout=30)
     assert response.status_code == 500
     assert response.json()["message"] == "wrong field name 'image' for file upload, expected 'filename'\n"
+    assert response.headers["Connection"] == "close"        # PVE turns keep-alive off for uploads
 
 
 def test_progress_without_a_terminal_is_a_line_every_ten_percent():
