@@ -6,7 +6,8 @@ include rewriting the whole state file (phoenix) and the whole cluster model (si
 every step: quadratic.  Now a step appends its own record to the state journal and the simulator
 appends the changed VM to its log.  Reported per N: wall time of the whole ``phoenix apply``
 process, requests, and bytes written — phoenix's state + journal (counted by the StateStore
-instances of the measured process, folds included) and the simulator's snapshot + log — per VM;
+instances of the measured process, folds included) and the simulator's snapshot + log — per VM,
+and the CPU seconds of phoenix and of the simulator (the wall time of a loaded machine says little);
 "bytes per VM independent of N" is the linearity check.  The template is provisioned first
 (``--target``, not measured); ``phoenix plan`` must say "No changes." afterwards.
 
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -62,9 +65,14 @@ def measure(count: int, nodes: int) -> dict:
             sim_bytes_before = server.sim._store.bytes_written
             bytes_file = Path(tmp) / "bytes.json"
             env = {**ws.env(), "BENCH_BYTES_FILE": str(bytes_file)}
+            children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            sim_cpu_before = time.process_time()
             run = run_measured([sys.executable, "-c", COUNTING_PHOENIX, "--config", str(ws.config), "--state",
                                 str(ws.state), "apply", "--auto-approve", "--parallelism", str(PARALLELISM)],
                                env=env, cwd=ws.dir, timeout=3600).check()
+            sim_cpu = time.process_time() - sim_cpu_before       # this process: the simulator's threads
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            phoenix_cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
             stats = ws.stats()
             sim_bytes = server.sim._store.bytes_written - sim_bytes_before
             written = json.loads(bytes_file.read_text())
@@ -78,7 +86,8 @@ def measure(count: int, nodes: int) -> dict:
             server.stop()
     return {
         "vms": count, "nodes": nodes, "parallelism": PARALLELISM, "task_scale": 0.0,
-        "wall_s": round(run.seconds, 2), "requests": stats["total"], "max_rss_mb": round(run.max_rss_mb, 1),
+        "wall_s": round(run.seconds, 2), "phoenix_cpu_s": round(phoenix_cpu, 1), "sim_cpu_s": round(sim_cpu, 1),
+        "requests": stats["total"], "max_rss_mb": round(run.max_rss_mb, 1),
         "state_bytes_per_vm": round(written["state_bytes"] / count), "journal_bytes_per_vm":
         round(written["journal_bytes"] / count), "sim_bytes_per_vm": round(sim_bytes / count),
         "state_file_bytes": state_file,
@@ -99,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["ok"] = row["vms"] < 1000 or row["wall_s"] <= TARGET_SECONDS_1000
     path = write_results("apply_thousand", {"rows": rows})
-    print_table(["VMs", "nodes", "P", "wall s", "requests", "peak RSS MB", "state+journal B/VM", "journal B/VM",
+    print_table(["VMs", "nodes", "P", "wall s", "phoenix CPU s", "sim CPU s", "requests", "peak RSS MB", "state+journal B/VM", "journal B/VM",
                  "sim B/VM", "state file B", "ok"],
-                [[r["vms"], r["nodes"], r["parallelism"], r["wall_s"], r["requests"], r["max_rss_mb"],
+                [[r["vms"], r["nodes"], r["parallelism"], r["wall_s"], r["phoenix_cpu_s"], r["sim_cpu_s"], r["requests"], r["max_rss_mb"],
                   r["state_bytes_per_vm"], r["journal_bytes_per_vm"], r["sim_bytes_per_vm"], r["state_file_bytes"],
                   "yes" if r["ok"] else "NO"] for r in rows])
     print(f"\nresults: {path}")
