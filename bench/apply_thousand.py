@@ -69,15 +69,20 @@ def measure(count: int, nodes: int) -> dict:
             sim_cpu_before = time.process_time()
             run = run_measured([sys.executable, "-c", COUNTING_PHOENIX, "--config", str(ws.config), "--state",
                                 str(ws.state), "apply", "--auto-approve", "--parallelism", str(PARALLELISM)],
-                               env=env, cwd=ws.dir, timeout=3600).check()
+                               env=env, cwd=ws.dir, timeout=3600)
+            failed = sum(1 for line in run.stderr.splitlines() + run.stdout.splitlines() if line.startswith("error: vm."))
             sim_cpu = time.process_time() - sim_cpu_before       # this process: the simulator's threads
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             phoenix_cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
             stats = ws.stats()
             sim_bytes = server.sim._store.bytes_written - sim_bytes_before
             written = json.loads(bytes_file.read_text())
-            if f"Resources: {count} added" not in run.stdout:
-                raise RuntimeError(f"apply did not add {count} VMs:\n{run.stdout[-2000:]}")
+            if run.returncode != 0 and not failed:
+                raise RuntimeError(f"apply failed:\n{(run.stdout + run.stderr)[-2000:]}")
+            # A saturated machine may time a few requests out (30 s): the row says how many chains
+            # failed, and a second apply must converge them (what a user does).
+            if failed:
+                ws.phoenix("apply", "--auto-approve", "--parallelism", str(PARALLELISM)).check()
             check = ws.phoenix("plan").check()
             if "No changes." not in check.stdout:
                 raise RuntimeError(f"not converged after apply:\n{check.stdout[-2000:]}")
@@ -90,7 +95,7 @@ def measure(count: int, nodes: int) -> dict:
         "requests": stats["total"], "max_rss_mb": round(run.max_rss_mb, 1),
         "state_bytes_per_vm": round(written["state_bytes"] / count), "journal_bytes_per_vm":
         round(written["journal_bytes"] / count), "sim_bytes_per_vm": round(sim_bytes / count),
-        "state_file_bytes": state_file,
+        "state_file_bytes": state_file, "failed_chains": failed,
     }
 
 
@@ -106,13 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(count, args.nodes))
         print(f"  {count} VMs: {rows[-1]['wall_s']} s", file=sys.stderr)
     for row in rows:
-        row["ok"] = row["vms"] < 1000 or row["wall_s"] <= TARGET_SECONDS_1000
+        row["ok"] = not row["failed_chains"] and (row["vms"] < 1000 or row["wall_s"] <= TARGET_SECONDS_1000)
     path = write_results("apply_thousand", {"rows": rows})
     print_table(["VMs", "nodes", "P", "wall s", "phoenix CPU s", "sim CPU s", "requests", "peak RSS MB", "state+journal B/VM", "journal B/VM",
-                 "sim B/VM", "state file B", "ok"],
+                 "sim B/VM", "state file B", "failed", "ok"],
                 [[r["vms"], r["nodes"], r["parallelism"], r["wall_s"], r["phoenix_cpu_s"], r["sim_cpu_s"], r["requests"], r["max_rss_mb"],
                   r["state_bytes_per_vm"], r["journal_bytes_per_vm"], r["sim_bytes_per_vm"], r["state_file_bytes"],
-                  "yes" if r["ok"] else "NO"] for r in rows])
+                  r["failed_chains"], "yes" if r["ok"] else "NO"] for r in rows])
     print(f"\nresults: {path}")
     return 0 if all(r["ok"] for r in rows) else 1
 
