@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from phoenix.sim.core import PVEError
-from phoenix.sim.persist import atomic_write_json
+from phoenix.sim.persist import atomic_write_text
 
 __all__ = ["Task", "TaskManager", "TaskInterrupted", "UPID_RE", "format_upid", "parse_upid"]
 
@@ -150,6 +150,9 @@ class TaskManager:
         self._pids = itertools.count(random.randint(0x1000, 0x3FFFFF))
         self._pstart_base = random.randint(0x100000, 0x8FFFFFF)
         self._local = threading.local()
+        self._archive_write_lock = threading.Lock()
+        self._archive_wanted = 0       # task ends that asked for an archive write
+        self._archive_written = 0      # … of which the file contains
         self._load_archive()
 
     # --- spawning ------------------------------------------------------------------------------
@@ -239,15 +242,25 @@ class TaskManager:
 
     # --- archive -------------------------------------------------------------------------------
     def _save_archive(self) -> None:
+        """Write the last tasks; group commit: tasks ending while a write is under way share the
+        next one (each write is the whole bounded archive, so 64 chains need not queue 64 writes)."""
         if self._archive_file is None:
             return
         with self._lock:
-            recent = list(self._finished.values())[-MAX_PERSISTED:]
-            payload = {"tasks": [t.to_json() for t in recent]}
-        try:
-            atomic_write_json(self._archive_file, payload)
-        except OSError:
-            log.warning("could not persist the task archive", exc_info=True)
+            self._archive_wanted += 1
+            wanted = self._archive_wanted
+        with self._archive_write_lock:
+            with self._lock:
+                if self._archive_written >= wanted:
+                    return
+                covered = self._archive_wanted
+                recent = list(self._finished.values())[-MAX_PERSISTED:]
+                payload = {"tasks": [t.to_json() for t in recent]}
+            try:
+                atomic_write_text(self._archive_file, json.dumps(payload, separators=(",", ":")) + "\n")
+            except OSError:
+                log.warning("could not persist the task archive", exc_info=True)
+            self._archive_written = covered
 
     def _load_archive(self) -> None:
         if self._archive_file is None or not self._archive_file.exists():
