@@ -137,3 +137,15 @@ def test_vms_not_from_the_image_stay_simulated(guest_sim):
     run(px, px.nodes(NODE).qemu(102).status.start.post())
     assert px.nodes(NODE).qemu(102).status.current.get()["status"] == "running"
     assert guest_sim.sim.guests.info(102) is None and not (guest_sim.sim.data_dir / "qemu" / "102").exists()
+
+
+def test_a_missing_image_or_kernel_is_one_clear_error(tmp_path, _sim_seed_dir):
+    from phoenix.errors import PhoenixError
+    from tests.conftest import _fresh_data_dir
+    data_dir = _fresh_data_dir(_sim_seed_dir, tmp_path / "sim")
+    with pytest.raises(PhoenixError, match=r"^--guest-image: .*missing\.qcow2 does not exist$"):
+        start_sim_server(data_dir, guest_image=tmp_path / "missing.qcow2")
+    bare = tmp_path / "bare.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(bare), "16M"], check=True)
+    with pytest.raises(PhoenixError, match="bare.qcow2.vmlinuz and bare.qcow2.initrd must lie beside the image"):
+        start_sim_server(data_dir, guest_image=bare)
