@@ -2,7 +2,8 @@
 
 Every document is built as Python data and dumped with ``yaml.safe_dump``: no YAML is ever put
 together from strings (the original tool broke its YAML that way as soon as two features were on).
-Feature scripts travel inside user-data as ``write_files`` entries and run from ``runcmd``.
+Feature scripts travel inside user-data as ``write_files`` entries; phoenix's feature runner
+(:mod:`phoenix.guest.runner`) runs them all from one ``runcmd`` entry and records their results.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import yaml
 
 from phoenix.desired.features import available_features, render_feature
 from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, VMSpec
+from phoenix.guest.runner import RUNNER_PATH, feature_script_path, runner_script
 
-FEATURE_DIR = "/var/lib/phoenix/features"
-LOG_DIR = "/var/log/phoenix"
 SUDO_RULE = "ALL=(ALL) NOPASSWD:ALL"
 USER_GROUPS = ["adm", "sudo"]
 
@@ -50,17 +50,33 @@ def build_user_data(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> str:
     return build_user_data_text(user_data_document(vm, cfg, agent_baked))
 
 
+# Comments put above top-level keys of the dumped user-data (YAML data cannot carry comments).
+KEY_COMMENTS = {
+    "ssh_deletekeys": "Keep the SSH host keys when cloud-init runs again after a change (new instance-id):\n"
+                      "a re-provisioned VM must not look like a different host to its users. A clone still\n"
+                      "gets its own keys at first boot, since cloud images ship none.",
+}
+
+
 def build_user_data_text(document: dict[str, Any]) -> str:
-    """Dump a :func:`user_data_document` as ``#cloud-config`` YAML."""
-    return "#cloud-config\n" + _dump(document)
+    """Dump a :func:`user_data_document` as ``#cloud-config`` YAML, with :data:`KEY_COMMENTS`."""
+    text = _dump(document)
+    for key, comment in KEY_COMMENTS.items():
+        if key in document:
+            block = "".join(f"# {line}\n" for line in comment.split("\n"))
+            text = text.replace(f"\n{key}:", f"\n{block}{key}:", 1) if not text.startswith(f"{key}:") else block + text
+    return "#cloud-config\n" + text
 
 
 def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> dict[str, Any]:
-    """The user-data as data: host name, the user, the guest agent, then the features.
+    """The user-data as data: host name, the user, the guest agent, then the feature runner.
 
     ``agent_baked``: the template image already has qemu-guest-agent, so it is only started;
     otherwise it is installed through ``packages`` and enabled and started first in ``runcmd``.
     SSH password logins are allowed only when the user has a password hash and no SSH key.
+    The runner is always there (also without features): its status file tells phoenix that
+    cloud-init ran for the current instance-id.  It is the last ``runcmd`` entry, because
+    cloud-init's ``runcmd`` script reports only its last command's exit status.
     """
     user: dict[str, Any] = {"name": vm.user.username}
     if vm.user.password_hash is not None:
@@ -79,6 +95,7 @@ def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> dic
         "preserve_hostname": False,
         "users": [user],
         "ssh_pwauth": vm.user.password_hash is not None and not vm.user.ssh_public_keys,
+        "ssh_deletekeys": False,
         "package_update": True,
         "package_upgrade": bool(cfg.defaults.package_upgrade),
     }
@@ -89,14 +106,13 @@ def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> dic
         document["packages"] = [AGENT_PACKAGE]
         runcmd.append(["systemctl", "enable", "--now", AGENT_PACKAGE])
     scripts = feature_scripts(vm, cfg)
-    if scripts:
-        document["write_files"] = [
-            {"path": f"{FEATURE_DIR}/{name}.sh", "permissions": "0755", "owner": "root:root", "content": script}
-            for name, script in scripts
-        ]
-        runcmd.append(["mkdir", "-p", LOG_DIR])
-        for name, _ in scripts:
-            runcmd.append(["sh", "-c", f"{FEATURE_DIR}/{name}.sh >>{LOG_DIR}/feature-{name}.log 2>&1"])
+    document["write_files"] = [
+        {"path": RUNNER_PATH, "permissions": "0755", "owner": "root:root", "content": runner_script()},
+    ] + [
+        {"path": feature_script_path(name), "permissions": "0755", "owner": "root:root", "content": script}
+        for name, script in scripts
+    ]
+    runcmd.append([RUNNER_PATH] + [name for name, _ in scripts])
     document["runcmd"] = runcmd
     return document
 

@@ -13,6 +13,7 @@ from phoenix.desired import load_desired, parse_desired
 from phoenix.desired.cloudinit import build_meta_data, build_network_config, build_user_data, feature_scripts
 from phoenix.diff.attributes import CLOUDINIT, configure_params
 from phoenix.diff.views import desired_view
+from phoenix.guest.runner import RUNNER_PATH, runner_script
 from phoenix.pve import propstr
 from desired_helpers import (ECDSA, ED25519, ED25519_2, EXAMPLE, HASH, HERE, cloud_init_network_check,
                              cloud_init_schema, native_doc, needs_cloud_init)
@@ -67,12 +68,22 @@ def test_user_data_content():
     assert data["manage_etc_hosts"] is True and data["ssh_pwauth"] is False
     assert data["package_update"] is True and data["package_upgrade"] is False
     assert "packages" not in data and data["runcmd"][0] == ["systemctl", "start", "qemu-guest-agent"]
-    assert [f["path"] for f in data["write_files"]] == ["/var/lib/phoenix/features/base.sh",
+    assert [f["path"] for f in data["write_files"]] == ["/usr/local/sbin/phoenix-features",
+                                                        "/var/lib/phoenix/features/base.sh",
                                                         "/var/lib/phoenix/features/docker.sh"]
     assert all(f["permissions"] == "0755" for f in data["write_files"])
-    assert data["runcmd"][-1] == ["sh", "-c", "/var/lib/phoenix/features/docker.sh "
-                                  ">>/var/log/phoenix/feature-docker.log 2>&1"]
-    assert "PHOENIX_USER=phoenix_user\n" in data["write_files"][1]["content"]
+    # one runner, started once and last (cloud-init's runcmd script reports only its last command)
+    assert data["runcmd"][-1] == ["/usr/local/sbin/phoenix-features", "base", "docker"]
+    assert sum("phoenix-features" in " ".join(cmd) for cmd in data["runcmd"]) == 1
+    assert "PHOENIX_USER=phoenix_user\n" in data["write_files"][2]["content"]
+    assert data["ssh_deletekeys"] is False
+
+
+def test_ssh_deletekeys_says_why():
+    cfg = load_desired(EXAMPLE)
+    text = build_user_data(cfg.vms[0], cfg, True)
+    before = text.split("\nssh_deletekeys: false\n")[0].splitlines()
+    assert before[-1].startswith("# ") and "host keys" in " ".join(before[-3:])
 
 
 def test_agent_installed_when_not_baked():
@@ -176,8 +187,11 @@ def _assert_round_trip(spec: dict, cfg, text: str) -> None:
     assert user.get("passwd") == (HASH if spec["password"] else None)
     assert data["package_upgrade"] is spec["upgrade"]
     wanted = list(dict.fromkeys(spec["features"]))
-    assert [f["path"].rsplit("/", 1)[1][:-3] for f in data.get("write_files", [])] == wanted
-    assert [f["content"] for f in data.get("write_files", [])] == [s for _, s in feature_scripts(vm, cfg)]
+    runner, *scripts = data["write_files"]
+    assert runner["path"] == RUNNER_PATH and runner["content"] == runner_script()
+    assert [f["path"].rsplit("/", 1)[1][:-3] for f in scripts] == wanted
+    assert [f["content"] for f in scripts] == [s for _, s in feature_scripts(vm, cfg)]
+    assert data["runcmd"][-1] == [RUNNER_PATH, *wanted]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
