@@ -2,7 +2,7 @@
 
 Tests of phoenix's retry policy and executor need PVE to misbehave on demand: fail the next N
 calls of one endpoint with a PVE-style error, fail the next N tasks of one type with
-``TASK ERROR``, or answer slowly.  The stats let tests assert how many calls a plan made
+``TASK ERROR``, make a feature the simulated guest runs fail, or answer slowly.  The stats let tests assert how many calls a plan made
 (e.g. that reading the inventory is one ``/cluster/resources`` call).
 """
 
@@ -18,6 +18,7 @@ __all__ = ["Faults", "Stats", "FaultSpecError"]
 
 _ENDPOINT_KEYS = {"endpoint", "count", "status", "message"}
 _TASK_KEYS = {"task_type", "count", "message"}
+_FEATURE_KEYS = {"feature", "vmid", "count", "exit_code", "log", "seconds"}
 
 
 class FaultSpecError(ValueError):
@@ -32,6 +33,7 @@ class Faults:
         self._known = known_endpoints
         self._endpoint: dict[str, list[dict[str, Any]]] = {}
         self._task: dict[str, list[dict[str, Any]]] = {}
+        self._feature: dict[str, list[dict[str, Any]]] = {}
         self.extra_latency_ms = 0.0
 
     def add(self, spec: Any) -> dict[str, Any]:
@@ -47,7 +49,9 @@ class Faults:
             return self._add_endpoint(spec)
         if "task_type" in spec:
             return self._add_task(spec)
-        raise FaultSpecError("fault needs one of 'endpoint', 'task_type' or 'latency_ms'")
+        if "feature" in spec:
+            return self._add_feature(spec)
+        raise FaultSpecError("fault needs one of 'endpoint', 'task_type', 'feature' or 'latency_ms'")
 
     def _add_endpoint(self, spec: dict[str, Any]) -> dict[str, Any]:
         _no_unknown(spec, _ENDPOINT_KEYS)
@@ -73,16 +77,49 @@ class Faults:
             self._task.setdefault(task_type, []).append(dict(fault))
         return fault
 
+    def _add_feature(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The next ``count`` runs of a feature in the simulated guest (of ``vmid``, or any VM) fail."""
+        _no_unknown(spec, _FEATURE_KEYS)
+        name = spec["feature"]
+        if not isinstance(name, str) or not name:
+            raise FaultSpecError("feature: must be a feature name such as 'docker'")
+        log = spec.get("log", [f"phoenix feature {name}: failed"])
+        if isinstance(log, str):
+            log = log.splitlines()
+        if not isinstance(log, list) or not all(isinstance(line, str) for line in log):
+            raise FaultSpecError("log: must be a list of lines")
+        fault = {"feature": name, "vmid": int(_number(spec, "vmid", minimum=1)) if "vmid" in spec else None,
+                 "count": int(_number(spec, "count", minimum=1, default=1)),
+                 "exit_code": int(_number(spec, "exit_code", minimum=1, maximum=255, default=1)),
+                 "log": log, "seconds": _number(spec, "seconds", minimum=0, default=2.0)}
+        with self._lock:
+            self._feature.setdefault(name, []).append(dict(fault))
+        return fault
+
+    def take_feature_fault(self, vmid: int, name: str) -> dict[str, Any] | None:
+        """The failure for this run of feature ``name`` in VM ``vmid``, consuming one."""
+        with self._lock:
+            queue = self._feature.get(name, [])
+            fault = next((f for f in queue if f["vmid"] in (None, vmid)), None)
+            if fault is None:
+                return None
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                queue.remove(fault)
+            return dict(fault)
+
     def clear(self) -> None:
         with self._lock:
             self._endpoint.clear()
             self._task.clear()
+            self._feature.clear()
             self.extra_latency_ms = 0.0
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"endpoints": [dict(f) for faults in self._endpoint.values() for f in faults],
                     "tasks": [dict(f) for faults in self._task.values() for f in faults],
+                    "features": [dict(f) for faults in self._feature.values() for f in faults],
                     "latency_ms": self.extra_latency_ms}
 
     def take_endpoint_fault(self, key: str) -> PVEError | None:

@@ -36,7 +36,7 @@ def test_agent_errors_in_pve_order(proxmox, sim_server):
     vm.config.put(agent="enabled=0")
     assert agent_error(vm) == "VM 100 is not running"
     run(proxmox, vm.status.start.post())
-    assert agent_error(vm) == "QEMU guest agent is not enabled"
+    assert agent_error(vm) == "QEMU guest agent is not running"     # disabled: no QGA socket (§20)
     vm.config.put(agent="1")              # pending while running: no virtio-serial port yet
     run(proxmox, vm.status.stop.post())
     run(proxmox, vm.status.start.post())

@@ -55,7 +55,7 @@ def test_latency_fault_and_clear(proxmox, sim_server):
     proxmox.nodes("pve").tasks.get()
     assert time.monotonic() - started >= 0.15
     _sim(sim_server, "DELETE", "faults")
-    assert _sim(sim_server, "GET", "faults").json() == {"endpoints": [], "tasks": [], "latency_ms": 0.0}
+    assert _sim(sim_server, "GET", "faults").json() == {"endpoints": [], "tasks": [], "features": [], "latency_ms": 0.0}
 
 
 def test_latency_setting_applies_to_every_request(proxmox, sim_server):

@@ -159,17 +159,9 @@ def start_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False) 
             from phoenix.sim.qemu.integration import start_real_guest
             real_pid = start_real_guest(sim, task, node, vmid)
         with sim.mutex:
-            cluster = sim.model
-            vm = cluster.vm_on(node, vmid)
-            boot_key = guest.boot_disk_key(vm.conf)
-            volume = cluster.volume(node, propstr.parse_drive(vm.conf[boot_key])["file"]) if boot_key else None
-            via_userdata = guest.userdata_installs_agent(vm.ci_generated.get("user", "")) if vm.ci_generated else False
-            if volume is not None and via_userdata:
-                volume.agent_installed = True  # installed at first boot, stays on the disk
-            vm.agent_installed = bool(via_userdata or (volume is not None and volume.agent_installed))
-            vm.agent_device = guest.agent_enabled(vm.conf)
-            vm.boot_network = guest.boot_network(vm, vm.conf)
+            vm = sim.model.vm_on(node, vmid)
             vm.status, vm.started_at, vm.pid = "running", time.time(), real_pid or random.randint(1000, 4000000)
+            guest.boot(sim, vm)
             sim.save()
 
 
@@ -193,7 +185,8 @@ def stop_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False, s
         with sim.mutex:
             cluster = sim.model
             vm = cluster.vm_on(node, vmid)
-            vm.status, vm.started_at, vm.pid, vm.agent_device = "stopped", None, None, False
+            guest.power_off(sim, vm)
+            vm.status, vm.started_at, vm.pid = "stopped", None, None
             if vm.pending:
                 apply_pending(cluster, vm)
             sim.save()

@@ -1,9 +1,9 @@
 """Guest agent endpoints (behaviors.md §12, §20).
 
-``ping`` and ``network-get-interfaces`` answer for the modelled guest; every endpoint forwards to
-the real qemu-guest-agent when the VM runs as a QEMU guest (``sim serve --guest-image``).  The
-other commands (``get-host-name``, ``info``, ``file-read``, ``exec``, ``exec-status``) need a
-guest that can answer them; the modelled guest does not have them yet and says so (501).
+Every endpoint forwards to the real qemu-guest-agent when the VM runs as a QEMU guest (``sim
+serve --guest-image``); otherwise the modelled guest answers (``handlers/_simguest.py``: ping,
+get-host-name, network-get-interfaces, exec, exec-status, file-read, following the cloud-init
+seed it booted with).  ``info`` needs a real guest (501 for the modelled one).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import base64
 from typing import Any
 
 from phoenix.sim.core import PVEError, Request, route
+from phoenix.sim.handlers import _simguest as simulated
 from phoenix.sim.handlers._vmutil import vm_of
 from phoenix.sim.model import guest
 
@@ -21,12 +22,10 @@ FILE_READ_CHUNK = 1 << 20
 def _ready_vm(req: Request):
     with req.sim.mutex:
         vm = vm_of(req)
-        guest.assert_agent_available(vm)
         if req.sim.guests is not None and req.sim.guests.running(vm.vmid):
+            guest.assert_agent_configured(vm)
             return vm
-        boot_seconds = req.sim.settings.agent_boot_seconds * req.sim.settings.task_scale
-        if not guest.agent_ready(vm, boot_seconds):
-            raise PVEError("QEMU guest agent is not running\n")
+        guest.assert_agent_available(req.sim, vm)
         return vm
 
 
@@ -45,12 +44,17 @@ def _call(agent: Any, vm: Any, command: str, arguments: dict | None = None) -> A
 
 def _real_only(req: Request) -> tuple[Any, Any]:
     """(VM, real agent) for commands only a real guest answers; the modelled guest says it lacks them."""
-    vm = _ready_vm(req)
-    agent = _real(req, vm)
+    vm, agent = _real_or_modelled(req)
     if agent is None:
         raise PVEError(f"Method '{req.method} {req.template}' not implemented for the simulated guest "
                        "(start the simulator with --guest-image for a real one)", status=501)
     return vm, agent
+
+
+def _real_or_modelled(req: Request) -> tuple[Any, Any]:
+    """(VM, real agent), or (VM, None) when the modelled guest answers."""
+    vm = _ready_vm(req)
+    return vm, _real(req, vm)
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/agent/ping")
@@ -66,7 +70,7 @@ def agent_network(req: Request) -> dict:
     agent = _real(req, vm)
     if agent is not None:
         return {"result": _call(agent, vm, "guest-network-get-interfaces")}
-    return {"result": guest.network_interfaces(vm)}
+    return simulated.network(req)
 
 
 def _forwarded(command: str):
@@ -81,7 +85,14 @@ def _forwarded(command: str):
     return handler
 
 
-route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")(_forwarded("guest-get-host-name"))
+@route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")
+def agent_host_name(req: Request) -> dict:
+    vm, agent = _real_or_modelled(req)
+    if agent is None:
+        return simulated.host_name(req)
+    return _forwarded("guest-get-host-name")(req)
+
+
 route("GET", "/nodes/{node}/qemu/{vmid}/agent/info")(_forwarded("guest-info"))
 
 
@@ -92,7 +103,9 @@ def agent_exec(req: Request) -> dict:
     data = req.params.get("input-data")
     if not command and data is None:
         raise PVEError("command or input-data (or both) required\n")
-    vm, agent = _real_only(req)
+    vm, agent = _real_or_modelled(req)
+    if agent is None:
+        return simulated.exec_(req, command, data)
     arguments: dict[str, Any] = {"capture-output": True}
     if command:
         arguments["path"], arguments["arg"] = command[0], command[1:]
@@ -104,7 +117,9 @@ def agent_exec(req: Request) -> dict:
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/exec-status")
 def agent_exec_status(req: Request) -> dict:
-    vm, agent = _real_only(req)
+    vm, agent = _real_or_modelled(req)
+    if agent is None:
+        return simulated.exec_status(req)
     status = _call(agent, vm, "guest-exec-status", {"pid": int(req.params["pid"])})
     result: dict[str, Any] = {}
     for key, value in status.items():
@@ -116,7 +131,9 @@ def agent_exec_status(req: Request) -> dict:
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/file-read")
 def agent_file_read(req: Request) -> dict:
-    vm, agent = _real_only(req)
+    vm, agent = _real_or_modelled(req)
+    if agent is None:
+        return simulated.file_read(req)
     count = int(req.params.get("count", 16777216))
     offset = int(req.params.get("offset", 0))
     decode = bool(int(req.params.get("decode", 1)))

@@ -1,54 +1,84 @@
-"""The simulated guest: whether its qemu-guest-agent answers, and what network it reports.
+"""The guest inside a simulated VM: the seam between PVE's agent endpoints and whatever runs the guest.
+
+PVE only relays what the guest's qemu-guest-agent says.  The :class:`Guest` interface is exactly
+that: whether the agent answers, the host name, the network interfaces, reading a file, running a
+command, and the two power events PVE causes (boot with a cloud-init seed, power off).  The
+simulator ships one implementation, :class:`phoenix.sim.model.guest_sim.SimulatedGuest`, which
+follows the seed it booted with; a real QEMU guest can be plugged in by setting
+``sim.guest_factory`` to a ``(sim, vm) -> Guest`` callable.
 
 The agent answers only when (a) the VM runs, (b) it was started with ``agent: enabled=1`` (the
 virtio-serial port exists only then), (c) the guest has the agent — the boot volume was
-customised (see :mod:`phoenix.sim.model.images`) or the cloud-init user-data it booted with
-installs ``qemu-guest-agent`` — and (d) ``agent_boot_seconds × task_scale`` have passed since start.
+customised (see :mod:`phoenix.sim.model.images`) or the user-data it booted with installs
+``qemu-guest-agent`` — and (d) the guest has booted far enough.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import time
-from typing import Any
-
-import yaml
+from typing import Any, Protocol
 
 from phoenix.pve import propstr
 from phoenix.sim.core import PVEError
+from phoenix.sim.model.guest_seed import Seed, plan_from_seed, read_seed_iso
+from phoenix.sim.model.pending import has_cloudinit_drive
 from phoenix.sim.model.vm import VM, drive_keys
 
-__all__ = ["agent_enabled", "userdata_installs_agent", "boot_disk_key", "assert_agent_available",
-           "agent_ready", "boot_network", "network_interfaces"]
+__all__ = ["Guest", "GuestError", "guest_for", "agent_enabled", "boot_disk_key", "assert_agent_configured",
+           "assert_agent_available",
+           "boot_seed", "boot", "power_off"]
 
-AGENT_PACKAGE = "qemu-guest-agent"
+
+class GuestError(Exception):
+    """A QGA error reply; ``desc`` is QGA's text (PVE answers ``Agent error: <desc>`` or relays it)."""
+
+    def __init__(self, desc: str):
+        super().__init__(desc)
+        self.desc = desc
+
+
+class Guest(Protocol):
+    """What one VM's guest reports through its agent, and the power events PVE sends it."""
+
+    def boot(self, seed: Seed | None, agent_installed: bool) -> None:
+        """The VM started with this cloud-init seed (None: no seed attached)."""
+
+    def power_off(self) -> None:
+        """The VM stopped (shutdown, stop, the first half of a reboot)."""
+
+    def agent_answers(self) -> bool:
+        """Would ``guest-ping`` succeed now?"""
+
+    def host_name(self) -> str: ...
+
+    def network_interfaces(self) -> list[dict[str, Any]]:
+        """QGA ``guest-network-get-interfaces``: name, hardware-address, ip-addresses, statistics."""
+
+    def file_read(self, path: str) -> bytes:
+        """The whole file; raises :class:`GuestError` when it cannot be opened."""
+
+    def exec(self, argv: list[str], stdin: bytes | None) -> int:
+        """Start a process; returns its pid (raises :class:`GuestError` when it cannot start)."""
+
+    def exec_status(self, pid: int) -> dict[str, Any]:
+        """QGA ``guest-exec-status``: ``{"exited": False}`` or ``{"exited": True, "exitcode", "out-data", …}``
+        with the output as text; a process is forgotten once reported as exited."""
+
+
+def guest_for(sim: Any, vm: VM) -> Guest:
+    """The guest of ``vm``: ``sim.guest_factory(sim, vm)`` when set, else the simulated one."""
+    factory = getattr(sim, "guest_factory", None)
+    if factory is not None:
+        return factory(sim, vm)
+    from phoenix.sim.model.guest_sim import SimulatedGuest
+
+    return SimulatedGuest(sim, vm)
 
 
 def agent_enabled(conf: dict[str, str]) -> bool:
     if not conf.get("agent"):
         return False
     return propstr.parse(conf["agent"], default_key="enabled").get("enabled", "0") == "1"
-
-
-def userdata_installs_agent(text: str) -> bool:
-    """True when cloud-config installs qemu-guest-agent (``packages:`` or an install command)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return False
-    if not isinstance(data, dict):
-        return False
-    for item in data.get("packages") or []:
-        name = item[0] if isinstance(item, list) and item else item
-        if name == AGENT_PACKAGE:
-            return True
-    for section in ("runcmd", "bootcmd"):
-        for cmd in data.get(section) or []:
-            line = " ".join(map(str, cmd)) if isinstance(cmd, list) else str(cmd)
-            if AGENT_PACKAGE in line and re.search(r"\b(apt(-get)?|dnf|yum|zypper|apk)\b.*\b(install|add)\b", line):
-                return True
-    return False
 
 
 def boot_disk_key(conf: dict[str, str]) -> str | None:
@@ -62,58 +92,61 @@ def boot_disk_key(conf: dict[str, str]) -> str | None:
     return None
 
 
-def assert_agent_available(vm: VM) -> None:
-    """Agent.pm ``assert_agent_available`` + the guest-ping the API does first."""
+def assert_agent_configured(vm: VM) -> None:
+    """The first two checks of Agent.pm ``assert_agent_available``: an ``agent`` key, a running VM."""
     if vm.conf.get("agent") is None:
         raise PVEError("No QEMU guest agent configured\n")
     if not vm.running:
         raise PVEError(f"VM {vm.vmid} is not running\n")
-    if not agent_enabled(vm.conf):
-        raise PVEError("QEMU guest agent is not enabled\n")
 
 
-def agent_ready(vm: VM, boot_seconds: float) -> bool:
-    if not (vm.running and vm.agent_device and vm.agent_installed and vm.started_at):
-        return False
-    return time.time() >= vm.started_at + boot_seconds
+def assert_agent_available(sim: Any, vm: VM) -> Guest:
+    """Agent.pm ``assert_agent_available`` + the guest-ping the API does first (behaviors.md §20).
+
+    A VM started with the agent disabled has no QGA socket, so it fails like a silent agent."""
+    assert_agent_configured(vm)
+    guest = guest_for(sim, vm)
+    if not guest.agent_answers():
+        raise PVEError("QEMU guest agent is not running\n")
+    return guest
 
 
-def boot_network(vm: VM, conf: dict[str, str]) -> dict[str, Any]:
-    """What each NIC got at boot: the static ``ipconfigN`` address or a DHCP-looking one."""
-    nics = {}
-    for key in sorted(k for k in conf if re.fullmatch(r"net\d+", k)):
-        ident = int(key[3:])
-        net = propstr.parse_net(conf[key])
-        ipconfig = propstr.parse_ipconfig(conf.get(f"ipconfig{ident}", "")) if conf.get(f"ipconfig{ident}") else {}
-        ip4 = ipconfig.get("ip")
-        if ip4 and ip4 != "dhcp":
-            address = str(ipaddress.ip_interface(ip4))
-        else:
-            address = f"192.168.{100 + ident}.{(vm.vmid % 200) + 20}/24"
-        nics[f"eth{ident}"] = {"mac": (net.get("macaddr") or "").lower(), "ipv4": address,
-                               "ipv6": ipconfig.get("ip6") if ipconfig.get("ip6") not in (None, "dhcp", "auto") else None}
-    return nics
+def boot_seed(cluster: Any, vm: VM) -> Seed | None:
+    """The cloud-init seed the guest finds at boot: PVE's generated drive, else a ``cidata`` CD-ROM."""
+    if has_cloudinit_drive(vm.conf) and vm.ci_generated:
+        generated = vm.ci_generated
+        return Seed(source="cloudinit", user=generated.get("user", ""), network=generated.get("network", ""),
+                    meta=generated.get("meta", ""), vendor=generated.get("vendor", ""),
+                    citype=generated.get("citype", "nocloud"))
+    for key in drive_keys(vm.conf):
+        drive = propstr.parse_drive(vm.conf[key])
+        if drive.get("media") != "cdrom" or ":iso/" not in drive.get("file", ""):
+            continue
+        found = cluster.file_path(vm.node, drive["file"])
+        if found is not None and found[0].is_file():
+            seed = read_seed_iso(drive["file"], found[0].read_bytes())
+            if seed is not None:
+                return seed
+    return None
 
 
-def _addr(cidr: str) -> dict[str, Any]:
-    iface = ipaddress.ip_interface(cidr)
-    return {"ip-address": str(iface.ip), "ip-address-type": f"ipv{iface.version}", "prefix": iface.network.prefixlen}
+def boot(sim: Any, vm: VM) -> None:
+    """The VM just started (inside ``qmstart``, model mutex held): its guest boots from its seed.
+
+    An agent installed by the user-data at first boot stays on the disk for later boots and clones."""
+    cluster = sim.model
+    seed = boot_seed(cluster, vm)
+    key = boot_disk_key(vm.conf)
+    volume = cluster.volume(vm.node, propstr.parse_drive(vm.conf[key])["file"]) if key else None
+    installs_agent = plan_from_seed(seed, vm.conf, vm.vmid).installs_agent
+    if volume is not None and installs_agent:
+        volume.agent_installed = True
+    vm.agent_installed = installs_agent or bool(volume is not None and volume.agent_installed)
+    vm.agent_device = agent_enabled(vm.conf)
+    vm.started_at = vm.started_at or time.time()
+    guest_for(sim, vm).boot(seed, vm.agent_installed)
 
 
-def network_interfaces(vm: VM) -> list[dict[str, Any]]:
-    """QGA ``guest-network-get-interfaces`` for the simulated guest."""
-    stats = {"rx-bytes": 0, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 0,
-             "tx-bytes": 0, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 0}
-    result = [{"name": "lo", "hardware-address": "00:00:00:00:00:00",
-               "ip-addresses": [_addr("127.0.0.1/8"), _addr("::1/128")], "statistics": dict(stats)}]
-    for name, nic in vm.boot_network.items():
-        addresses = [_addr(nic["ipv4"])]
-        if nic.get("ipv6"):
-            addresses.append(_addr(nic["ipv6"]))
-        mac = nic["mac"]
-        octets = mac.split(":") if mac else ["00"] * 6
-        link_local = f"fe80::{int(octets[0], 16) ^ 2:x}{octets[1]}:{octets[2]}ff:fe{octets[3]}:{octets[4]}{octets[5]}/64"
-        addresses.append(_addr(link_local))
-        result.append({"name": name, "hardware-address": mac, "ip-addresses": addresses,
-                       "statistics": dict(stats)})
-    return result
+def power_off(sim: Any, vm: VM) -> None:
+    guest_for(sim, vm).power_off()
+    vm.agent_device = False

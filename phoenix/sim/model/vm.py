@@ -81,7 +81,7 @@ class VM(Tracked):
     assigned.
     """
 
-    _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "boot_network", "ci_generated"})
+    _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "guest", "ci_generated"})
 
     vmid: int
     node: str
@@ -93,7 +93,7 @@ class VM(Tracked):
     pid: int | None = None
     agent_device: bool = False            # agent enabled when the VM was started
     agent_installed: bool = False         # the booted guest has qemu-guest-agent
-    boot_network: dict[str, Any] = field(default_factory=dict)   # what the guest configured at boot
+    guest: dict[str, Any] = field(default_factory=dict)          # the simulated guest (model/guest_sim.py)
     ci_generated: dict[str, str] = field(default_factory=dict)   # last generated cloud-init files
 
     def _mark(self, changes: Changes) -> None:
@@ -166,11 +166,12 @@ class VM(Tracked):
             "vmid": self.vmid, "node": self.node, "conf": dict(self.conf), "pending": dict(self.pending),
             "cloudinit": dict(self.cloudinit), "status": self.status, "started_at": self.started_at,
             "pid": self.pid, "agent_device": self.agent_device, "agent_installed": self.agent_installed,
-            "boot_network": dict(self.boot_network), "ci_generated": dict(self.ci_generated),
+            "guest": dict(self.guest), "ci_generated": dict(self.ci_generated),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "VM":
+        data = {k: v for k, v in data.items() if k != "boot_network"}    # data dirs from before the guest model
         return cls(**data)
 
 
