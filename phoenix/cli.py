@@ -49,6 +49,8 @@ app.add_typer(template_app, name="template")
 DEFAULT_CONFIG = Path("desired/phoenix_vm_configs.json")
 DEFAULT_STATE = Path("state/phoenix.state.json")
 VMIDS_HELP = "Limit to these VMIDs (repeatable)."
+GUEST_HELP = "Also read running VMs' guest agents (addresses, host name, feature results): a few calls per VM."
+GUEST_TIMEOUT_HELP = "How long to wait for a started VM's guest (agent, cloud-init, features); default 900 s."
 
 
 @app.callback()
@@ -82,11 +84,14 @@ def plan(
                                            help="Exit 0 when converged, 2 when changes are pending, 1 on error."),
     allow_reboot: bool = typer.Option(False, "--allow-reboot", help="Plan changes that need a reboot."),
     replace: list[int] = typer.Option([], "--replace", help="Allow replacing this VMID (repeatable)."),
+    guest: bool = typer.Option(False, "--guest", help=GUEST_HELP),
+    guest_timeout: Optional[int] = typer.Option(None, "--guest-timeout", min=1, max=86400, help=GUEST_TIMEOUT_HELP),
 ) -> None:
     """Show what apply would change, and what changed outside phoenix."""
     from phoenix.workflow import plan_command
 
-    raise typer.Exit(plan_command(ctx.obj, target, out, as_json, detailed_exitcode, allow_reboot, replace))
+    raise typer.Exit(plan_command(ctx.obj, target, out, as_json, detailed_exitcode, allow_reboot, replace,
+                                  guest=guest, guest_timeout=guest_timeout))
 
 
 @app.command()
@@ -100,12 +105,26 @@ def apply(
                                            help="VM chains run at once on one node (default: --parallelism)."),
     allow_reboot: bool = typer.Option(False, "--allow-reboot", help="Reboot running VMs for changes that need it."),
     replace: list[int] = typer.Option([], "--replace", help="Allow replacing this VMID (repeatable)."),
+    guest: bool = typer.Option(False, "--guest", help=GUEST_HELP),
+    guest_timeout: Optional[int] = typer.Option(None, "--guest-timeout", min=1, max=86400, help=GUEST_TIMEOUT_HELP),
 ) -> None:
-    """Make PVE match the desired-state file."""
+    """Make PVE match the desired-state file (and wait until started VMs run as declared inside)."""
     from phoenix.workflow import apply_command
 
     raise typer.Exit(apply_command(ctx.obj, plan_file, target, auto_approve, parallelism, allow_reboot, replace,
-                                   per_node=per_node))
+                                   per_node=per_node, guest=guest, guest_timeout=guest_timeout))
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    vmids: list[int] = typer.Argument(None, help="VMIDs to show (default: every managed VM)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Every managed VM: node, power, template, IPv4 from the agent, feature results, pending changes."""
+    from phoenix.show import show_command
+
+    raise typer.Exit(show_command(ctx.obj, vmids or [], as_json))
 
 
 @app.command()

@@ -101,10 +101,12 @@ class Facts:
     outdated_templates: dict[int, str] = field(default_factory=dict)   # vmid -> why
 
 
-def read_facts(opts: GlobalOptions, conn: "Connection", state: Any, extra_vmids: Iterable[int] = ()) -> Facts:
+def read_facts(opts: GlobalOptions, conn: "Connection", state: Any, extra_vmids: Iterable[int] = (),
+               guest: bool = False) -> Facts:
     """Desired (validated against the cluster's templates), recorded and actual state.
 
-    Configs are read for the VMs the file declares, the state records and ``extra_vmids``.
+    Configs are read for the VMs the file declares, the state records and ``extra_vmids``;
+    with ``guest``, also what the guest agents of the declared running VMs report.
     """
     from phoenix.desired import load_desired
     from phoenix.pve.inventory import read_inventory
@@ -117,6 +119,10 @@ def read_facts(opts: GlobalOptions, conn: "Connection", state: Any, extra_vmids:
     wanted = {t.vmid for t in cfg.templates} | {v.vmid for v in cfg.vms} | {v.clone_from_vmid for v in cfg.vms}
     wanted |= {int(k) for k in state.resources} | set(extra_vmids)
     inventory = read_inventory(client, sorted(wanted), resources=resources)
+    if guest:
+        from phoenix.pve.guest import read_guests
+
+        inventory.guest_facts = read_guests(client, inventory, [v.vmid for v in cfg.vms])
     return Facts(cfg, state, inventory, desired_fingerprint(opts.config, cfg),
                  outdated_templates(cfg, inventory, conn.simulated))
 
@@ -160,16 +166,18 @@ def state_store(opts: GlobalOptions) -> Any:
 # --- plan ----------------------------------------------------------------------------------------
 
 def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_json: bool,
-                 detailed_exitcode: bool, allow_reboot: bool, replace: list[int]) -> int:
+                 detailed_exitcode: bool, allow_reboot: bool, replace: list[int], guest: bool = False,
+                 guest_timeout: int | None = None) -> int:
     from phoenix.plan.build import PlanOptions, build_plan
     from phoenix.plan.render import plan_json, render_plan
 
     store = state_store(opts)
     state = store.read()
     with connect(opts) as conn:
-        facts = read_facts(opts, conn, state)
+        facts = read_facts(opts, conn, state, guest=guest)
     plan = build_plan(facts.cfg, state, facts.inventory,
-                      PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
+                      PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace),
+                                  guest_timeout=guest_timeout),
                       desired_fingerprint=facts.desired_fingerprint, outdated_templates=facts.outdated_templates)
     if as_json:
         print(plan_json(plan))
@@ -185,7 +193,8 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
 # --- apply / destroy -------------------------------------------------------------------------------
 
 def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int], auto_approve: bool,
-                  parallelism: int, allow_reboot: bool, replace: list[int], per_node: int | None = None) -> int:
+                  parallelism: int, allow_reboot: bool, replace: list[int], per_node: int | None = None,
+                  guest: bool = False, guest_timeout: int | None = None) -> int:
     from phoenix.plan.build import PlanOptions, build_plan
     from phoenix.plan.model import Plan
 
@@ -193,13 +202,14 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
     with store.lock("apply"):
         state = store.read()
         with connect(opts) as conn:
-            facts = read_facts(opts, conn, state)
+            facts = read_facts(opts, conn, state, guest=guest and plan_file is None)
             if plan_file is not None:
                 plan = Plan.load(plan_file)
                 check_saved_plan(plan, facts)
             else:
                 plan = build_plan(facts.cfg, state, facts.inventory,
-                                  PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace)),
+                                  PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace),
+                                              guest_timeout=guest_timeout),
                                   desired_fingerprint=facts.desired_fingerprint,
                                   outdated_templates=facts.outdated_templates)
             return run_plan(plan, facts, store, conn, approve=auto_approve or plan_file is not None,

@@ -130,9 +130,13 @@ def _run_steps(rc: ResourceChange, runtime: ApplyRuntime, inputs: dict[int, Temp
         except Exception as exc:  # noqa: BLE001 - a chain's failure is reported, never propagated
             message = str(exc) or exc.__class__.__name__
             runtime.reporter.step_failed(rc, step, message)
+            if rc.kind == "vm" and rc.action != DELETE:
+                runtime.journal.taint(rc.vmid, f"{step.op.value}: {message}")
             return ChainResult(rc.address, rc.vmid, ok=False, seconds=time.monotonic() - started,
                                error=f"{step.op.value}: {message}")
         runtime.reporter.step_finished(rc, step, time.monotonic() - step_started)
     seconds = time.monotonic() - started
+    if rc.kind == "vm" and rc.action != DELETE:
+        runtime.journal.untaint(rc.vmid)
     runtime.reporter.chain_finished(rc, seconds)
     return ChainResult(rc.address, rc.vmid, ok=True, seconds=seconds, outputs=ctx.outputs)

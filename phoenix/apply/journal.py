@@ -54,6 +54,18 @@ class Journal:
             self.state.put(record.model_copy(update=update))
             self._save(vmid)
 
+    def taint(self, vmid: int, reason: str) -> None:
+        """The resource's chain failed: remember why, so the next plan acts on it."""
+        self.record(vmid, tainted=reason[:500])
+
+    def untaint(self, vmid: int) -> None:
+        """The resource's chain succeeded: it runs as declared."""
+        with self._lock:
+            record = self.state.get(vmid)
+            if record is None or record.tainted is None:
+                return
+        self.record(vmid, tainted=None)
+
     def forget(self, vmid: int) -> None:
         with self._lock:
             if self.state.remove(vmid) is not None:

@@ -14,7 +14,7 @@ _STEP_LABELS = {
     "provision_template": "provisioning template", "clone": "cloning", "resize": "resizing disk",
     "configure": "configuring", "deliver_user_data": "delivering user-data",
     "regenerate_cloudinit": "regenerating cloud-init drive", "start": "starting", "stop": "stopping",
-    "reboot": "rebooting", "wait_agent": "waiting for the guest agent", "destroy": "destroying",
+    "reboot": "rebooting", "wait_guest": "waiting for the guest", "revert_pending": "reverting pending values", "destroy": "destroying",
     "remove_user_data": "removing user-data", "forget": "forgetting",
 }
 

@@ -13,8 +13,7 @@ from phoenix.diff.attributes import GIB, configure_params, disk_size_bytes
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import ResourceChange
-from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Op, ProvisionTemplate, Resize, Step,
-                                TemplateOutputs, WaitAgent)
+from phoenix.plan.steps import Clone, Configure, DeliverUserData, Op, ProvisionTemplate, Resize, Step, TemplateOutputs
 from phoenix.pve import propstr
 from phoenix.pve.client import PVEApiError
 
@@ -50,6 +49,7 @@ class ChainContext:
     outputs: TemplateOutputs | None = None
     known_config: dict[str, Any] | None = None     # without "digest" once this chain changed it
     known_status: str | None = None
+    instance_before_reboot: str | None = None      # the guest's cloud-init instance-id before a reboot
 
     @property
     def client(self) -> Any:
@@ -205,38 +205,6 @@ def stop(ctx: ChainContext, step: Step) -> None:
     ctx.done({"power": "stopped"} if ctx.rc.kind == "vm" else None)
 
 
-def reboot(ctx: ChainContext, step: Step) -> None:
-    stop(ctx, step)
-    start(ctx, step)
-
-
-def wait_agent(ctx: ChainContext, step: WaitAgent) -> None:
-    """Poll ``agent/ping`` until the guest agent answers (bounded, with progress every ~10 s).
-
-    Poll timing learns how long agents took to come up so far in this run (phoenix.pve.polling)."""
-    timeout = float(step.timeout)
-    started = time.monotonic()
-    last_report = last_miss = started
-    intervals = ctx.client.durations.intervals("guest-agent", max_interval=2.0)
-    while True:
-        try:
-            ctx.client.post(f"{ctx.path}/agent/ping")
-            ctx.client.durations.record("guest-agent", (last_miss + time.monotonic()) / 2 - started)
-            break
-        except PVEApiError as exc:
-            if "No QEMU guest agent configured" in exc.message:
-                raise
-            last_miss = time.monotonic()
-            waited = last_miss - started
-            if waited > timeout:
-                raise PhoenixError(f"VM {ctx.rc.vmid}: guest agent did not answer within {timeout:.0f}s "
-                                   f"({exc.message})") from None
-            if last_miss - last_report >= 10:
-                ctx.progress(f"waiting for the guest agent ({waited:.0f}s)")
-                last_report = last_miss
-        time.sleep(next(intervals))
-
-
 def destroy(ctx: ChainContext, step: Step) -> None:
     if ctx.status() is not None:
         ctx.client.run_task("DELETE", ctx.path, purge=1, **{"destroy-unreferenced-disks": 1})
@@ -251,6 +219,8 @@ def forget(ctx: ChainContext, step: Step) -> None:
     ctx.runtime.journal.forget(ctx.rc.vmid)
 
 
+from phoenix.apply import guest as guest_steps  # noqa: E402 - its steps reuse start/stop above
+
 Handler = Callable[[ChainContext, Any], None]
 
 # Every Op has exactly one handler (tests/apply checks that none is missing).
@@ -263,8 +233,9 @@ STEPS: dict[Op, Handler] = {
     Op.REGENERATE_CLOUDINIT: regenerate_cloudinit,
     Op.START: start,
     Op.STOP: stop,
-    Op.REBOOT: reboot,
-    Op.WAIT_AGENT: wait_agent,
+    Op.REBOOT: guest_steps.reboot,
+    Op.WAIT_GUEST: guest_steps.wait_guest,
+    Op.REVERT_PENDING: guest_steps.revert_pending,
     Op.DESTROY: destroy,
     Op.REMOVE_USER_DATA: remove_user_data,
     Op.FORGET: forget,

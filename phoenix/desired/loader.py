@@ -188,6 +188,7 @@ def _vm(v: VMIn, model: DesiredIn) -> VMSpec:
                             searchdomain=net.searchdomain or d.searchdomain),
         user=UserSpec(username=v.user_config.username, password_hash=v.user_config.password_hash,
                       ssh_public_keys=list(dict.fromkeys(keys))),
+        guest_timeout_s=v.guest_timeout_s,
     )
 
 

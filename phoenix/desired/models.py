@@ -173,6 +173,8 @@ class VMIn(_Model):
     features: list[FeatureName] = []
     start: bool = True
     tags: list[Tag] = []
+    # How long apply waits for the guest (agent, cloud-init, features) after a start; default 900 s.
+    guest_timeout_s: Optional[int] = Field(default=None, ge=10, le=86400)
 
 
 class DesiredIn(_Model):

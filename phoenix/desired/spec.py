@@ -82,6 +82,7 @@ class VMSpec(_Spec):
     features: list[str]
     network: NetworkSpec
     user: UserSpec
+    guest_timeout_s: Optional[int] = None
 
     @property
     def fqdn(self) -> str:

@@ -16,11 +16,12 @@ from phoenix.diff.views import actual_view, desired_view
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Drift, Plan, ResourceChange
+from phoenix.diff.guest import guest_drift
+from phoenix.plan import guest_rules
 from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Destroy, Forget, ProvisionTemplate, Reboot,
-                                RegenerateCloudinit, RemoveUserData, Resize, Start, Step, Stop, WaitAgent)
+                                RegenerateCloudinit, RemoveUserData, Resize, RevertPending, Start, Step, Stop)
 from phoenix.template.status import agent_baked
 
-AGENT_TIMEOUT_S = 300
 
 
 @dataclass
@@ -28,6 +29,7 @@ class PlanOptions:
     targets: set[int] = field(default_factory=set)
     allow_reboot: bool = False
     replace: set[int] = field(default_factory=set)
+    guest_timeout: int | None = None          # --guest-timeout; else the VM's guest_timeout_s, else 900 s
 
 
 class PlanError(PhoenixError):
@@ -44,6 +46,7 @@ def build_plan(cfg: Any, state: Any, inventory: Any, options: PlanOptions | None
                 options={"targets": sorted(options.targets), "allow_reboot": options.allow_reboot,
                          "replace": sorted(options.replace)})
     builder.run(plan)
+    plan.guest_drift = builder.guest_drift
     for vmid, reason in sorted((outdated_templates or {}).items()):
         plan.warnings.append(f"template.{vmid} is outdated: {reason}. phoenix does not rebuild it; to rebuild, "
                              f"destroy it (after its clones) and apply, or declare a new template vmid")
@@ -56,6 +59,12 @@ class _Builder:
         self.records: dict[int, Any] = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
         self.nodes = sorted(getattr(inventory, "nodes", []) or [])
         self.problems: list[str] = []
+        self.guest_drift: list[dict[str, Any]] = []
+        self.guest_facts: dict[int, Any] = getattr(inventory, "guest_facts", {}) or {}
+
+    def guest_timeout(self, vm: Any) -> int:
+        return int(self.options.guest_timeout or getattr(vm, "guest_timeout_s", None)
+                   or guest_rules.DEFAULT_GUEST_TIMEOUT_S)
 
     def fingerprint(self, text: str) -> str:
         return text if text == KNOWN_AFTER_APPLY else self.state.fingerprint(text)
@@ -174,8 +183,21 @@ class _Builder:
                 desired[key] = None          # phoenix set it before and the file dropped it: remove it
         diff = diff_resource(desired, actual, recorded)
         drift = Drift(rc.address, vm.vmid, diff.drift) if diff.drift else None
-        rc.changes = diff.changes
+        pending = facts.pending
+        pending_actual = actual_view(pending.merged(), facts.status) if pending and pending.has_pending else actual
+        waiting, reverts = guest_rules.pending_cases(desired, actual, pending_actual, diff.changed_attributes)
+        guest = self.guest_problems(vm, facts, diff.changed_attributes)
+        tainted = getattr(record, "tainted", None)
+        rc.changes = diff.changes + guest_rules.revert_changes(reverts)
+        if reverts:     # a pending value someone else set is a change outside phoenix, too
+            outside = [AttributeChange(c.attribute, c.after, c.before) for c in guest_rules.revert_changes(reverts)]
+            drift = Drift(rc.address, vm.vmid, (drift.changes if drift else []) + outside)
+        if not rc.changes and not guest and not tainted:
+            return rc, drift
         if not diff.changes:
+            rc.action = UPDATE
+            rc.steps, rc.blocked, notes = [], "", []
+            self.finish(vm, rc, facts, actual, desired, notes, reverts, guest, tainted)
             return rc, drift
         if "template" in diff.changed_attributes:
             rc.action = REPLACE
@@ -189,10 +211,42 @@ class _Builder:
                                  f"current disk ({actual['disk_size_gb']} GiB); PVE cannot shrink disks")
             return rc, drift
         rc.action = UPDATE
-        rc.steps, rc.blocked, notes = self.update_steps(vm, diff.changed_attributes, actual, desired, baked)
+        rc.steps, rc.blocked, notes = self.update_steps(vm, diff.changed_attributes, actual, desired, baked, waiting)
+        self.finish(vm, rc, facts, actual, desired, notes, reverts, guest, tainted)
+        return rc, drift
+
+    def guest_problems(self, vm: Any, facts: Any, changed: set[str]) -> list[Any]:
+        """Guest drift of a running VM read with ``--guest`` (also recorded for rendering)."""
+        found = self.guest_facts.get(vm.vmid)
+        if found is None or facts.status != "running":
+            return []
+        problems = guest_drift(vm, found, next_boot_has_it=not (changed & guest_rules.CLOUDINIT_CHANGES))
+        self.guest_drift.extend(guest_rules.guest_entries(f"vm.{vm.vmid}", vm.vmid, problems))
+        return problems
+
+    def finish(self, vm: Any, rc: ResourceChange, facts: Any, actual: dict[str, Any], desired: dict[str, Any],
+               notes: list[str], reverts: dict[str, Any], guest: list[Any], tainted: str | None) -> None:
+        """Reverts first; then, for a tainted VM or guest drift, end the chain with ``wait_guest``."""
+        if reverts:
+            rc.steps.insert(0, RevertPending(keys=guest_rules.revert_keys(reverts)))
+            notes.append(f"{', '.join(sorted(reverts))}: a pending value set outside phoenix is reverted; the running "
+                         f"value stays (no reboot)")
+        running = actual.get("power") == "running" or any(isinstance(s, Start) for s in rc.steps)
+        wants_running = desired.get("power") == "running"
+        seed = [g for g in guest if g.kind == "seed"]
+        if seed and not self.options.allow_reboot and not any("cloud-init changes" in n for n in notes):
+            notes.append(f"the guest runs an older cloud-init seed ({', '.join(g.attribute for g in seed)}); "
+                         f"rebooting applies it: run with --allow-reboot")
+        if tainted:
+            notes.append(f"tainted: the last apply failed ({tainted}); phoenix checks the guest again")
+        if wants_running and (tainted or guest or any(isinstance(s, (Start, Reboot)) for s in rc.steps)):
+            reboot = bool(seed) and self.options.allow_reboot
+            if tainted or [g for g in guest if g.kind != "seed"] or reboot or not running:
+                rc.steps = guest_rules.finish_with_guest(rc.steps, self.guest_timeout(vm), rerun=True,
+                                                         reboot=reboot, start=not running)
+        rc.blocked = "" if rc.steps else "; ".join(notes)
         if not rc.blocked:
             rc.notes.extend(notes)
-        return rc, drift
 
     def create_steps(self, vm: Any, node: str, template_node: str, template_facts: Any,
                      desired: dict[str, Any], baked: bool | None) -> list[Step]:
@@ -208,7 +262,7 @@ class _Builder:
         declared = [k for k in CONFIGURED if k in desired]
         steps.extend(self.config_steps(vm, desired, declared, baked, deliver=True, running=False))
         if vm.start:
-            steps += [Start(), WaitAgent(timeout=AGENT_TIMEOUT_S)]
+            steps = guest_rules.finish_with_guest(steps, self.guest_timeout(vm), start=True)
         return steps
 
     def config_steps(self, vm: Any, desired: dict[str, Any], attributes: list[str], baked: bool | None,
@@ -226,25 +280,39 @@ class _Builder:
             steps.append(RegenerateCloudinit(note="takes effect at the next boot"))
         return steps
 
-    def update_steps(self, vm: Any, changed: set[str], actual: dict[str, Any],
-                     desired: dict[str, Any], baked: bool | None) -> tuple[list[Step], str, list[str]]:
+    def update_steps(self, vm: Any, changed: set[str], actual: dict[str, Any], desired: dict[str, Any],
+                     baked: bool | None, waiting: set[str] = frozenset()) -> tuple[list[Step], str, list[str]]:
+        """``waiting``: changed attributes whose declared value is already pending (not written again)."""
         running = actual.get("power") == "running"
         notes: list[str] = []
-        configured = [k for k in CONFIGURED if k in changed]
-        needs_reboot = sorted(set(configured) & REBOOT) if running else []
+        configured = [k for k in CONFIGURED if k in changed and k not in waiting]
+        needs_reboot = sorted((set(configured) & REBOOT) | waiting) if running else []
+        cloudinit = guest_rules.reboot_for_cloudinit(changed, running)
+        deliver = bool({"user_data", "cicustom"} & changed)
+        if waiting and running:
+            notes.append(f"{', '.join(sorted(waiting))}: already written, waiting for a reboot of the running VM")
         if needs_reboot and not self.options.allow_reboot:
             configured = [k for k in configured if k not in needs_reboot]
             notes.append(f"{', '.join(needs_reboot)}: applying needs a reboot of the running VM; "
                          f"run with --allow-reboot")
+        if cloudinit and not self.options.allow_reboot:
+            configured = [k for k in configured if k not in cloudinit]
+            deliver = False
+            notes.append(f"{', '.join(cloudinit)}: the guest applies cloud-init changes only at its next boot "
+                         f"(a new instance-id); run with --allow-reboot")
         steps: list[Step] = []
         if "disk_size_gb" in changed:
             steps.append(Resize(disk="scsi0", size_gb=vm.disk_size_gb))
-        steps.extend(self.config_steps(vm, desired, configured, baked,
-                                       deliver=bool({"user_data", "cicustom"} & changed), running=running))
-        if needs_reboot and self.options.allow_reboot and desired.get("power") == "running":
-            steps += [Reboot(), WaitAgent(timeout=AGENT_TIMEOUT_S)]
+        reboot = bool(needs_reboot or cloudinit) and self.options.allow_reboot and desired.get("power") == "running"
+        steps.extend(self.config_steps(vm, desired, configured, baked, deliver=deliver,
+                                       running=running and not reboot))
+        timeout = self.guest_timeout(vm)
+        if reboot:
+            steps = guest_rules.finish_with_guest(steps + [Reboot()], timeout)
+            if cloudinit:
+                steps[-1] = type(steps[-1])(timeout=timeout, new_instance=True)
         elif "power" in changed and desired.get("power") == "running":
-            steps += [Start(), WaitAgent(timeout=AGENT_TIMEOUT_S)]
+            steps = guest_rules.finish_with_guest(steps, timeout, start=True)
         blocked = "" if steps else "; ".join(notes)
         return steps, blocked, notes
 

@@ -60,6 +60,8 @@ class Plan:
     operation: str = "apply"            # apply | destroy
     options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Differences inside running guests (plan --guest): {address, vmid, attribute, actual, desired, kind, note}
+    guest_drift: list[dict[str, Any]] = field(default_factory=list)
     format_version: str = FORMAT_VERSION
 
     # --- summaries ---------------------------------------------------------------------------
@@ -108,7 +110,7 @@ class Plan:
         drift = [Drift(d["address"], d["vmid"], [AttributeChange(**c) for c in d["changes"]])
                  for d in data.get("resource_drift", [])]
         fields = {k: data[k] for k in ("state_lineage", "state_serial", "desired_fingerprint", "operation",
-                                       "options", "warnings") if k in data}
+                                       "options", "warnings", "guest_drift") if k in data}
         return cls(resource_changes=changes, resource_drift=drift, **fields)
 
     def save(self, path: Path) -> None:

@@ -34,6 +34,11 @@ def render_plan(plan: Plan, console: Console) -> None:
             for change in drift.changes:
                 console.print(f"      {_change_line(change, '~')}")
         console.print()
+    if plan.guest_drift:
+        console.print("[bold]Inside the guests[/bold] (read through the guest agent)\n")
+        for entry in plan.guest_drift:
+            console.print(f"  {guest_line(entry)}")
+        console.print()
     for warning in plan.warnings:
         console.print(f"[yellow]Warning:[/yellow] {escape(warning)}\n")
     acting = [rc for rc in plan.resource_changes if rc.action != NOOP]
@@ -81,6 +86,17 @@ def _change_line(change: AttributeChange, symbol: str, width: int = 0) -> str:
     if change.after is None:
         return f"[red]-[/red] {name} = {before}"
     return f"[yellow]~[/yellow] {name} = {before} -> {after}"
+
+
+def guest_line(entry: dict[str, Any]) -> str:
+    """``~ vm.8001 guest: ipv4 = "10.0.0.101/24" -> "10.0.0.111/24" (takes effect at the next boot)``."""
+    head = f"[yellow]~[/yellow] {entry['address']} guest:"
+    note = escape(str(entry.get("note") or ""))
+    if str(entry.get("attribute", "")).startswith("feature "):
+        return f"{head} {note}"
+    text = (f"{head} {escape(str(entry['attribute']))} = {escape(json.dumps(entry.get('actual'), ensure_ascii=False))}"
+            f" -> {escape(json.dumps(entry.get('desired'), ensure_ascii=False))}")
+    return f"{text} ({note})" if note else text
 
 
 def plan_json(plan: Plan) -> str:

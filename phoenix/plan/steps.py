@@ -25,7 +25,8 @@ class Op(StrEnum):
     START = "start"
     STOP = "stop"
     REBOOT = "reboot"
-    WAIT_AGENT = "wait_agent"
+    WAIT_GUEST = "wait_guest"
+    REVERT_PENDING = "revert_pending"
     DESTROY = "destroy"
     REMOVE_USER_DATA = "remove_user_data"
     FORGET = "forget"
@@ -91,9 +92,23 @@ class DeliverUserData(Step):
 
 
 @dataclass(frozen=True, kw_only=True)
-class WaitAgent(Step):
-    op = Op.WAIT_AGENT
-    timeout: int = 300
+class WaitGuest(Step):
+    """Wait (bounded) until the guest ran its cloud-init and every feature succeeded (phoenix.pve.guest).
+    ``rerun``: run the feature runner again first when its results are failed or stale (a tainted VM);
+    ``new_instance``: the VM was rebooted for a cloud-init change, so the instance-id must change."""
+
+    op = Op.WAIT_GUEST
+    timeout: int = 900
+    rerun: bool = False
+    new_instance: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevertPending(Step):
+    """Drop pending values that differ from the (declared) current ones: ``PUT /config revert=…``."""
+
+    op = Op.REVERT_PENDING
+    keys: list[str] = field(default_factory=list)
 
 
 # Steps without arguments: the base dataclass's field (``note``) is all they have.
@@ -108,7 +123,7 @@ class Forget(Step): op = Op.FORGET                                 # noqa: E701
 
 STEP_TYPES: dict[Op, type[Step]] = {cls.op: cls for cls in (
     ProvisionTemplate, Clone, Resize, Configure, DeliverUserData, RegenerateCloudinit, Start, Stop, Reboot,
-    WaitAgent, Destroy, RemoveUserData, Forget)}
+    WaitGuest, RevertPending, Destroy, RemoveUserData, Forget)}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from phoenix.guest.runner import (CLOUD_INIT_RESULT, INSTANCE_ID_PATH, RUNNER_PA
                                   StatusError, parse_cloud_init_result, parse_status)
 from phoenix.pve.client import PVEApiError
 
-__all__ = ["GuestFacts", "GuestNotReady", "read_guest", "wait_for_guest", "rerun_features", "ipv4_on_mac",
+__all__ = ["GuestFacts", "GuestNotReady", "read_guest", "read_guests", "wait_for_guest", "rerun_features", "ipv4_on_mac",
            "DEFAULT_GUEST_TIMEOUT_S", "agent_down"]
 
 DEFAULT_GUEST_TIMEOUT_S = 900
@@ -144,6 +144,10 @@ class _Clock:
     def waited(self) -> float:
         return time.monotonic() - self.started
 
+    @property
+    def report_due(self) -> bool:
+        return time.monotonic() - self.reported >= PROGRESS_EVERY_S
+
     def tick(self, what: str, failure: str) -> None:
         """Sleep before the next poll; report progress; raise :class:`GuestNotReady` past the deadline."""
         if self.waited > self.timeout:
@@ -191,8 +195,11 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
                 if new_instance and not (status and status.instance_id == runner["instance_id"]
                                          and not status.done):
                     break
-            else:
-                status = None
+            else:       # still running: the status file says how far the features are (read ~every 10 s)
+                text = read_file(client, node, vmid, STATUS_PATH) if clock.report_due else None
+                status = parse_status(text) if text else None
+        except StatusError:
+            status = None
         except PVEApiError as exc:
             if not agent_down(exc):
                 raise
@@ -219,3 +226,26 @@ def rerun_features(client: Any, node: str, vmid: int, features: list[str], *,
         clock.tick(f"running features again{_features_line(parse_status(status_text) if status_text else None)}",
                    f"VM {vmid}: the feature runner did not finish within {{timeout}}s")
     return read_guest(client, node, vmid, mac)
+
+
+def read_guests(client: Any, inventory: Any, vmids: Any, max_workers: int = 8) -> dict[int, GuestFacts]:
+    """:func:`read_guest` for the running VMs among ``vmids``, concurrently (bounded): a few agent calls
+    per running VM, none for a stopped one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from phoenix.pve import propstr
+
+    def mac_of(facts: Any) -> str | None:
+        net0 = facts.config.get("net0")
+        try:
+            return (propstr.parse_net(net0).get("macaddr") or None) if net0 else None
+        except ValueError:
+            return None
+
+    running = [inventory.vms[v] for v in sorted(set(vmids)) if v in inventory.vms
+               and inventory.vms[v].status == "running" and not inventory.vms[v].template]
+    if not running:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(running)))) as pool:
+        found = pool.map(lambda f: read_guest(client, f.node, f.vmid, mac_of(f)), running)
+        return {facts.vmid: facts for facts in found}

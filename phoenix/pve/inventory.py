@@ -1,7 +1,9 @@
 """Facts about what exists on PVE, read in as few API calls as possible.
 
 One ``GET /cluster/resources`` lists every guest, node and storage of the cluster; then only the
-configs of the VMs the caller asked about are read, in parallel.  A plan over N managed VMs
+configs of the VMs the caller asked about are read, in parallel, through ``GET /pending``: the
+same one call per VM as ``GET /config``, but it keeps what runs now apart from what is pending
+until the next boot (``phoenix.pve.pending``).  A plan over N managed VMs
 therefore costs N + 1 requests here, never N × k.  The resources call is not filtered by
 ``type=vm`` because the unfiltered answer also names the nodes (and storages), which saves a
 ``GET /nodes``; the VM entries are the same.
@@ -15,13 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phoenix.pve.client import PVEApiError, PVEClient
+from phoenix.pve.pending import PendingConfig, parse_pending
 
 __all__ = ["VMFacts", "Inventory", "read_inventory"]
 
 
 @dataclass(frozen=True)
 class VMFacts:
-    """One QEMU VM as PVE reports it now (``config`` is ``GET /config`` with pending values merged)."""
+    """One QEMU VM as PVE reports it now: ``config`` is what runs (the main section, with the
+    digest); ``pending`` also holds the values written but not applied yet."""
 
     vmid: int
     node: str
@@ -30,6 +34,7 @@ class VMFacts:
     template: bool
     lock: str | None
     config: dict[str, Any]
+    pending: PendingConfig | None = None
 
     @property
     def digest(self) -> str | None:
@@ -49,6 +54,7 @@ class Inventory:
     nodes: list[str] = field(default_factory=list)
     storages: dict[str, list[str]] = field(default_factory=dict)  # node -> storage ids
     guests: dict[int, tuple[str, str]] = field(default_factory=dict)
+    guest_facts: dict[int, Any] = field(default_factory=dict)      # vmid -> GuestFacts (plan --guest)
     request_count: int = 0
 
     def node_of(self, vmid: int) -> str | None:
@@ -100,11 +106,12 @@ def _read_vm(client: PVEClient, entry: dict[str, Any]) -> VMFacts | None:
     vmid = int(entry["vmid"])
     node = str(entry.get("node", ""))
     try:
-        config = client.get(f"/nodes/{node}/qemu/{vmid}/config") or {}
+        pending = parse_pending(client.get(f"/nodes/{node}/qemu/{vmid}/pending") or [])
     except PVEApiError as exc:
         if "does not exist" in exc.message:
             return None
         raise
+    config = pending.current_config()
     template = bool(int(config.get("template", entry.get("template", 0)) or 0))
     lock = config.get("lock") or entry.get("lock") or None
     return VMFacts(
@@ -114,5 +121,6 @@ def _read_vm(client: PVEClient, entry: dict[str, Any]) -> VMFacts | None:
         status=str(entry.get("status", "unknown")),
         template=template,
         lock=lock,
-        config=dict(config),
+        config=config,
+        pending=pending,
     )

@@ -73,6 +73,9 @@ class ResourceState(BaseModel):
     template_vmid: int | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)
+    # Why the last apply of this resource failed (agent silent, feature failed, task error), like
+    # Terraform's "tainted": the next plan shows it and acts on it until an apply succeeds.
+    tainted: str | None = None
     updated_at: str = Field(default_factory=utc_now)
 
     @model_validator(mode="before")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ def declare(data: dict, spec: dict) -> None:
     data["vm_defaults"]["disk_size_gb"] = 4
 
 
+@pytest.mark.timeout(600)      # 15 examples × five CLI runs that now wait for the guest: ~130 s on a loaded 2-core box
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=vm_specs, change=st.sampled_from(sorted(CHANGEABLE)), data=st.data())
 def test_any_declared_vm_converges_and_changes_show_exactly(fresh_sim, phoenix_cli_for, spec, change, data):

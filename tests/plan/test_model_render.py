@@ -12,7 +12,7 @@ from rich.console import Console
 from phoenix.diff.engine import AttributeChange
 from phoenix.errors import PhoenixError
 from phoenix.plan.model import CREATE, DELETE, FORMAT_VERSION, NOOP, REPLACE, UPDATE, Plan, ResourceChange
-from phoenix.plan.steps import Clone, Configure, DeliverUserData, Destroy, Forget, ProvisionTemplate, WaitAgent
+from phoenix.plan.steps import Clone, Configure, DeliverUserData, Destroy, Forget, ProvisionTemplate, WaitGuest
 from phoenix.plan.render import plan_json, render_plan
 
 
@@ -29,7 +29,7 @@ def sample_plan() -> Plan:
                            [Destroy(), Clone(source=9000, source_node="pve", newid=8002, name="db", full=True,
                                              storage="local-lvm"),
                             DeliverUserData(template_vmid=9000, agent_baked=None, user_data="(known after apply)"),
-                            WaitAgent(timeout=30)], blocked="run with --replace 8002"),
+                            WaitGuest(timeout=30)], blocked="run with --replace 8002"),
             ResourceChange("vm.8003", 8003, "vm", "old", "pve", DELETE, [AttributeChange("exists", True, False)],
                            [Destroy(), Forget(note="state only")]),
             ResourceChange("vm.8004", 8004, "vm", "same", "pve", NOOP),

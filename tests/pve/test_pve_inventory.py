@@ -22,7 +22,7 @@ def test_request_count_is_n_plus_one(client, sim_control, create_vm):
     stats = sim_control.stats()
     assert stats["total"] == 4
     assert stats["by_endpoint"]["GET /cluster/resources"] == 1
-    assert stats["by_endpoint"]["GET /nodes/{node}/qemu/{vmid}/config"] == 3
+    assert stats["by_endpoint"]["GET /nodes/{node}/qemu/{vmid}/pending"] == 3     # current + pending, one call
 
     vm = inventory.vms[301]
     assert (vm.vmid, vm.node, vm.name, vm.status, vm.template, vm.lock) == (301, "pve", "vm-301", "stopped",
