@@ -53,6 +53,13 @@ class SimulatedGuest:
         self.state.setdefault("disk", {})
         self.state.setdefault("procs", {})
 
+    def _changed(self) -> None:
+        """Nested parts of ``vm.guest`` changed: mark the VM for the next save (model/tracking.py
+        tracks only top-level assignments)."""
+        touch = getattr(self.vm, "touch", None)
+        if touch is not None:
+            touch()
+
     # --- time ------------------------------------------------------------------------------------
     def _seconds(self, base: float) -> float:
         return base * float(self.sim.settings.task_scale)
@@ -80,6 +87,7 @@ class SimulatedGuest:
                     boot["ci_errors"] = [RUNCMD_ERROR]
         self.state["boot"] = boot
         self.state["procs"] = {}
+        self._changed()
 
     def power_off(self) -> None:
         run = self.state["disk"].get("run")
@@ -87,6 +95,7 @@ class SimulatedGuest:
             run["cut"] = time.time()              # the runner dies with the VM; its file stays as it was
         self.state["boot"] = None
         self.state["procs"] = {}
+        self._changed()
 
     def agent_answers(self) -> bool:
         boot = self._boot
@@ -165,6 +174,7 @@ class SimulatedGuest:
         pid = int(self.state.get("next_pid", 4000))
         self.state["next_pid"] = pid + 1
         self.state["procs"][str(pid)] = proc
+        self._changed()
         return pid
 
     def exec_status(self, pid: int) -> dict[str, Any]:
@@ -174,6 +184,7 @@ class SimulatedGuest:
         if time.time() < proc["end"]:
             return {"exited": False}
         del self.state["procs"][str(pid)]               # reaped once reported
+        self._changed()
         result: dict[str, Any] = {"exited": True, "exitcode": proc["exitcode"], "out-data": proc["out"]}
         if proc["err"]:
             result["err-data"] = proc["err"]
