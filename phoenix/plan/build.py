@@ -187,7 +187,8 @@ class _Builder:
         pending_actual = actual_view(pending.merged(), facts.status) if pending and pending.has_pending else actual
         waiting, reverts = guest_rules.pending_cases(desired, actual, pending_actual, diff.changed_attributes)
         guest = self.guest_problems(vm, facts, diff.changed_attributes)
-        tainted = getattr(record, "tainted", None)
+        # A VM declared stopped has no guest to check: its taint needs no action of its own.
+        tainted = getattr(record, "tainted", None) if vm.start else None
         rc.changes = diff.changes + guest_rules.revert_changes(reverts)
         if reverts:     # a pending value someone else set is a change outside phoenix, too
             outside = [AttributeChange(c.attribute, c.after, c.before) for c in guest_rules.revert_changes(reverts)]
