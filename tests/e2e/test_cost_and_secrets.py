@@ -14,7 +14,11 @@ def test_plan_costs_n_plus_a_few_requests(phoenix_cli, sim_control):
     managed = 3                                                   # template 8000, VMs 8001 and 8002
     assert stats["total"] == managed + 1, stats                   # one /cluster/resources + one config each
     assert stats["by_endpoint"].get("GET /cluster/resources") == 1
-    assert stats["by_endpoint"].get("GET /nodes/{node}/qemu/{vmid}/config") == managed
+    # GET /pending: the current and the pending values in the one call a config costs
+    assert stats["by_endpoint"].get("GET /nodes/{node}/qemu/{vmid}/pending") == managed
+    sim_control.reset_stats()
+    assert phoenix_cli("plan", "--guest", "--detailed-exitcode").exit_code == 0
+    assert sim_control.stats()["total"] == managed + 1 + 5 * 2    # + 5 agent calls per running VM
 
 
 def test_no_secret_in_output_plan_or_state(phoenix_cli, sim_server, tmp_path):
