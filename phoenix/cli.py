@@ -22,11 +22,12 @@ class _Typer(typer.Typer):
             @functools.wraps(fn)
             def wrapper(*a: Any, **kw: Any) -> Any:
                 from phoenix.errors import PhoenixError
+                from phoenix.text import printable
 
                 try:
                     return fn(*a, **kw)
                 except PhoenixError as exc:
-                    typer.echo(f"error: {exc}", err=True)
+                    typer.echo(f"error: {printable(exc)}", err=True)   # PVE's words, names: text, not commands
                     raise typer.Exit(exc.exit_code) from None
 
             register(wrapper)

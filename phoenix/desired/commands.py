@@ -13,8 +13,11 @@ def _plural(count: int, word: str) -> str:
 
 
 def _say(line: str, stream=None) -> None:
-    """One line, flushed at once so problems and the summary never interleave out of order."""
-    print(line, file=stream or sys.stdout, flush=True)
+    """One line, flushed at once so problems and the summary never interleave out of order; what
+    came from the file is printed as text (control characters escaped)."""
+    from phoenix.text import printable
+
+    print(printable(line), file=stream or sys.stdout, flush=True)
 
 
 def validate_command(path: Path) -> int:
@@ -29,7 +32,7 @@ def validate_command(path: Path) -> int:
         _say(f"{path}: invalid — {_plural(len(exc.problems), 'problem')}", sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the promise is "no traceback, ever"
-        _say(f"error: {path}: {type(exc).__name__}: {exc}".splitlines()[0], sys.stderr)
+        _say(f"error: {path}: {type(exc).__name__}: {exc}", sys.stderr)
         return 1
     for warning in cfg.warnings:
         _say(f"warning: {warning}", sys.stderr)

@@ -17,6 +17,7 @@ from phoenix.desired.crosscheck import cross_check
 from phoenix.desired.features import FeatureError, available_features, render_feature
 from phoenix.desired.models import CustomizeSpec, DesiredIn, TemplateIn, VMIn
 from phoenix.desired.problems import ROOT, ConfigError, Problem, join_path, path_of, unknown_key_message
+from phoenix.text import first_control
 from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, NetworkSpec, TemplateSpec, UserSpec, VMSpec
 
 _PLAIN_MESSAGES = {
@@ -73,7 +74,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] = frozenset()) -> DesiredConfig:
     """Validate already-parsed JSON and resolve it (``base_dir`` is where ``features/`` lives)."""
     warnings: list[Problem] = []
-    problems: list[Problem] = []
+    problems: list[Problem] = control_problems(data)
     where: Callable[[str], str] = lambda p: p
     form = "native"
     if legacy.is_legacy(data):
@@ -85,7 +86,7 @@ def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] 
     try:
         model = DesiredIn.model_validate(data)
     except ValidationError as exc:
-        reported = {p.path for p in problems}  # the legacy reader already explained these paths
+        reported = {p.path for p in problems}  # the legacy reader or the control check explained these
         problems += [Problem(where(p.path), p.message) for p in pydantic_problems(exc)
                      if where(p.path) not in reported]
     features = available_features(base_dir)
@@ -100,6 +101,35 @@ def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] 
     config.format = form
     config.warnings = warnings
     return config
+
+
+def control_problems(data: Any, path: str = ROOT) -> list[Problem]:
+    """Every string (value or key) holding a control character: NUL, C0, DEL, C1 or a lone surrogate.
+
+    Checked on the file as written, before any model, because every string in it reaches PVE,
+    user-data or a file name, and a model check that forgot one would let it through.
+    """
+    problems: list[Problem] = []
+    if isinstance(data, str):
+        index = first_control(data)
+        if index is not None:
+            problems.append(Problem(path, _control_message(data, index)))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            index = first_control(key)
+            if index is not None:
+                problems.append(Problem(join_path(path, key), "the key " + _control_message(key, index)))
+                continue
+            problems += control_problems(value, join_path(path, key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            problems += control_problems(item, join_path(path, index))
+    return problems
+
+
+def _control_message(text: str, index: int) -> str:
+    return (f"contains the control character U+{ord(text[index]):04X} at position {index}; "
+            "control characters are not allowed")
 
 
 def pydantic_problems(exc: ValidationError) -> list[Problem]:

@@ -99,6 +99,12 @@ class ImageSpec(_Model):
     def _one_checksum_source(self) -> "ImageSpec":
         if (self.checksum is None) == (self.checksum_url is None):
             raise ValueError("give exactly one of checksum or checksum_url (phoenix verifies every image)")
+        if self.filename is None:
+            try:
+                v.check_filename(self.file_name)
+            except ValueError:
+                raise ValueError(f"the URL's last segment {self.file_name[:80]!r} is not a plain file name; "
+                                 "set image.filename") from None
         return self
 
     @property

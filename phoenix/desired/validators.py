@@ -1,6 +1,7 @@
 """Field checks for the desired-state file: each raises ``ValueError`` with a message for humans.
 
-They are plain functions (pydantic calls them through ``AfterValidator``) so they can be tested and
+Every pattern is applied with ``fullmatch``: ``re.match`` with ``$`` accepts a trailing newline, which
+would reach user-data and PVE.  They are plain functions (pydantic calls them through ``AfterValidator``) so they can be tested and
 property-tested on their own.  Messages never repeat a secret value back (password hashes).
 """
 
@@ -11,23 +12,27 @@ import binascii
 import ipaddress
 import re
 import struct
+from urllib.parse import unquote, urlsplit
+
+from phoenix.text import first_control
 
 VMID_MIN, VMID_MAX = 100, 999_999_999
 
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_FEATURE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_TAG = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)
-_STORAGE = re.compile(r"^[a-z][a-z0-9_.-]*[a-z0-9]$", re.IGNORECASE)
-_BRIDGE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
-_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_FEATURE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_TAG = re.compile(r"[a-z0-9_][a-z0-9_\-+.]*", re.IGNORECASE)
+_STORAGE = re.compile(r"[a-z][a-z0-9_.-]*[a-z0-9]", re.IGNORECASE)
+_BRIDGE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
+_FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_URL = re.compile(r"https?://[^\s/]+/\S*")
 _SALT_CHARS = r"[./A-Za-z0-9]"
 _CRYPT_FORMS = {
-    "6": re.compile(rf"^\$6\$(?:rounds=\d+\$)?{_SALT_CHARS}{{1,16}}\${_SALT_CHARS}{{86}}$"),
-    "5": re.compile(rf"^\$5\$(?:rounds=\d+\$)?{_SALT_CHARS}{{1,16}}\${_SALT_CHARS}{{43}}$"),
-    "y": re.compile(rf"^\$y\${_SALT_CHARS}+\${_SALT_CHARS}+\${_SALT_CHARS}{{43}}$"),
-    "gy": re.compile(rf"^\$gy\${_SALT_CHARS}+\${_SALT_CHARS}+\${_SALT_CHARS}{{43}}$"),
-    "2b": re.compile(rf"^\$2[aby]\$\d\d\${_SALT_CHARS}{{53}}$"),
+    "6": re.compile(rf"\$6\$(?:rounds=\d+\$)?{_SALT_CHARS}{{1,16}}\${_SALT_CHARS}{{86}}"),
+    "5": re.compile(rf"\$5\$(?:rounds=\d+\$)?{_SALT_CHARS}{{1,16}}\${_SALT_CHARS}{{43}}"),
+    "y": re.compile(rf"\$y\${_SALT_CHARS}+\${_SALT_CHARS}+\${_SALT_CHARS}{{43}}"),
+    "gy": re.compile(rf"\$gy\${_SALT_CHARS}+\${_SALT_CHARS}+\${_SALT_CHARS}{{43}}"),
+    "2b": re.compile(rf"\$2[aby]\$\d\d\${_SALT_CHARS}{{53}}"),
 }
 HASH_HINT = "create one with `openssl passwd -6` or `mkpasswd -m sha-512`"
 SSH_KEY_TYPES = (
@@ -49,7 +54,7 @@ def check_hostname(value: str) -> str:
     if not value or len(value) > 253:
         raise ValueError("must be an RFC 1123 host name of 1..253 characters")
     for label in value.split("."):
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise ValueError(
                 f"{value!r} is not an RFC 1123 host name: labels are 1..63 letters, digits or '-', "
                 "not starting or ending with '-'"
@@ -63,7 +68,7 @@ def check_username(value: str) -> str:
     """A POSIX login name that cloud-init can create; root is refused (phoenix creates a sudo user)."""
     if value == "root":
         raise ValueError("use a regular user name; phoenix gives that user passwordless sudo")
-    if not _USERNAME.match(value):
+    if not _USERNAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid user name: lower-case letters, digits, '_' or '-', "
             "starting with a letter or '_', at most 32 characters"
@@ -81,7 +86,7 @@ def check_password_hash(value: str) -> str:
     form = _CRYPT_FORMS.get("2b" if scheme in ("2a", "2b", "2y") else scheme)
     if form is None:
         raise ValueError(f"unsupported crypt scheme; use $6$, $5$, $y$ or $2b$ — {HASH_HINT}")
-    if not form.match(value):
+    if not form.fullmatch(value):
         raise ValueError(f"is not a complete ${scheme}$ crypt hash (placeholder or truncated?); {HASH_HINT}")
     return value
 
@@ -139,11 +144,14 @@ def check_ipv4(value: str) -> str:
 
 
 def check_ip(value: str) -> str:
-    """An IPv4 or IPv6 address (name servers)."""
+    """A plain IPv4 or IPv6 address (name servers); no IPv6 scope id (``fe80::1%eth0``), which
+    ``ipaddress`` accepts but which would carry any text into PVE, user-data and feature scripts."""
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
+    if getattr(address, "scope_id", None) is not None:
+        raise ValueError(f"{value!r} carries an IPv6 scope id; give a plain address")
     return value
 
 
@@ -159,49 +167,53 @@ def check_gateway_in_subnet(ip: str, gw: str) -> None:
 
 def check_feature_name(value: str) -> str:
     """Feature names are file names: lower-case letters, digits, '-' and '_'."""
-    if not _FEATURE.match(value):
+    if not _FEATURE.fullmatch(value):
         raise ValueError(f"{value!r} is not a feature name (lower-case letters, digits, '-', '_')")
     return value
 
 
 def check_tag(value: str) -> str:
     """PVE's ``pve-tag`` format."""
-    if not _TAG.match(value):
+    if not _TAG.fullmatch(value):
         raise ValueError(f"{value!r} is not a PVE tag (letters, digits, '_', '-', '+', '.')")
     return value
 
 
 def check_storage_id(value: str) -> str:
     """PVE's ``pve-storage-id`` format, e.g. ``local-lvm``."""
-    if not _STORAGE.match(value):
+    if not _STORAGE.fullmatch(value):
         raise ValueError(f"{value!r} is not a PVE storage id (e.g. local-lvm)")
     return value
 
 
 def check_bridge(value: str) -> str:
     """A Linux bridge name such as ``vmbr0`` (at most 15 characters)."""
-    if not _BRIDGE.match(value):
+    if not _BRIDGE.fullmatch(value):
         raise ValueError(f"{value!r} is not a bridge name (e.g. vmbr0)")
     return value
 
 
 def check_node(value: str) -> str:
     """A PVE node name is a single DNS label."""
-    if not _LABEL.match(value):
+    if not _LABEL.fullmatch(value):
         raise ValueError(f"{value!r} is not a PVE node name (a DNS label, e.g. pve)")
     return value
 
 
 def check_url(value: str) -> str:
-    """Images come over http(s) only."""
-    if not re.match(r"^https?://[^\s/]+/\S*$", value):
+    """Images come over http(s) only; no control characters and no ``.``/``..`` path segments (a URL
+    whose last segment is ``..`` would name no file, and one with ``../`` a different one than it shows)."""
+    if first_control(value) is not None or not _URL.fullmatch(value):
         raise ValueError(f"{value[:80]!r} is not an http(s) URL")
+    path = urlsplit(value).path
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        raise ValueError(f"{value[:80]!r} has a '.' or '..' path segment; give the image's real URL")
     return value
 
 
 def check_filename(value: str) -> str:
     """A bare file name (no directories), as PVE's download-url ``filename`` wants."""
-    if not _FILENAME.match(value) or ".." in value:
+    if not _FILENAME.fullmatch(value) or ".." in value:
         raise ValueError(f"{value[:80]!r} is not a plain file name")
     return value
 

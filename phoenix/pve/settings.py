@@ -33,8 +33,8 @@ INSECURE = "PROXMOX_VE_INSECURE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 # PVE: userid "<name>@<realm>", token id "[A-Za-z][A-Za-z0-9.\-_]+" (pve-access-control).
-_USERID_RE = re.compile(r"^[^\s:@/]+@[A-Za-z][A-Za-z0-9.\-_]*$")
-_TOKEN_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]+$")
+_USERID_RE = re.compile(r"[^\s:@/]+@[A-Za-z][A-Za-z0-9.\-_]*")  # used with fullmatch: "$" accepts a final "\n"
+_TOKEN_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9.\-_]+")
 
 _warned_lock = threading.Lock()
 _warned = False
@@ -93,7 +93,7 @@ class ConnectionSettings(BaseModel):
             raise PhoenixError(f"{USERNAME} is not set (needed with {PASSWORD})")
         if not password:
             raise PhoenixError(f"{PASSWORD} is not set (needed with {USERNAME})")
-        if not _USERID_RE.match(username):
+        if not _USERID_RE.fullmatch(username):
             raise PhoenixError(f"{USERNAME} must look like user@realm, e.g. root@pam")
         return cls(host=host, port=port, username=username, password=SecretStr(password),
                    ca_file=ca_file, insecure=insecure)
@@ -156,9 +156,9 @@ def _parse_token(token: str) -> tuple[str, str, str]:
     token_id, eq, secret = rest.partition("=")
     if not bang or not eq:
         raise PhoenixError(f"{API_TOKEN} must look like user@realm!tokenid=secret")
-    if not _USERID_RE.match(userid):
+    if not _USERID_RE.fullmatch(userid):
         raise PhoenixError(f"{API_TOKEN}: the user part must look like user@realm, e.g. root@pam")
-    if not _TOKEN_ID_RE.match(token_id):
+    if not _TOKEN_ID_RE.fullmatch(token_id):
         raise PhoenixError(f"{API_TOKEN}: the token id must start with a letter and use only A-Z a-z 0-9 . - _")
     if not secret.strip() or any(c.isspace() for c in secret):
         raise PhoenixError(f"{API_TOKEN}: the secret after '=' is empty or contains whitespace")

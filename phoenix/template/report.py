@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Callable, Iterator
 
+from phoenix.text import markup_safe, printable
+
 __all__ = ["Reporter", "ConsoleReporter", "RecordingReporter", "as_reporter"]
 
 Advance = Callable[[int, "int | None"], None]
@@ -28,10 +30,10 @@ class Reporter:
         self.console = console
 
     def info(self, message: str) -> None:
-        self._emit(message)
+        self._emit(printable(message))   # URLs, file names and PVE's words come from outside
 
     def simulated(self, message: str) -> None:
-        self._emit(f"simulated: {message}")
+        self._emit(f"simulated: {printable(message)}")
 
     @contextlib.contextmanager
     def progress(self, description: str) -> Iterator[Advance]:
@@ -47,7 +49,7 @@ class _TenPercentLines:
 
     def __init__(self, emit: Callable[[str], None], description: str):
         self._emit = emit
-        self._description = description
+        self._description = printable(description)
         self._started = time.monotonic()
         self._shown = 0
 
@@ -75,7 +77,7 @@ def _rich_bar(console, description: str) -> Iterator[Advance]:
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None)
+        task = bar.add_task(markup_safe(description), total=None)
 
         def advance(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
@@ -114,9 +116,7 @@ def as_reporter(reporter) -> Reporter:
     if isinstance(reporter, Reporter):
         return reporter
     if hasattr(reporter, "note") and not hasattr(reporter, "info"):   # the apply's ConsoleReporter
-        from rich.markup import escape
-
-        return Reporter(lambda line: reporter.note(escape(line)), console=getattr(reporter, "console", None))
+        return Reporter(lambda line: reporter.note(markup_safe(line)), console=getattr(reporter, "console", None))
     if hasattr(reporter, "info"):
         adapted = Reporter(reporter.info)
         if hasattr(reporter, "simulated"):

@@ -187,7 +187,7 @@ def test_user_feature_from_desired_dir(tmp_path):
     data = native_doc(features=["hello"])
     with pytest.raises(ConfigError) as info:
         parse_desired(data, base_dir=tmp_path)
-    assert info.value.problems == [Problem("vms[0].features[0]", "feature 'hello' (hello.sh.j2): 'nope' is undefined")]
+    assert info.value.problems == [Problem("vms[0].features[0]", "feature 'hello' (hello.sh.j2) line 2: 'nope' is undefined")]
     (tmp_path / "features" / "hello.sh.j2").write_text("#!/bin/bash\necho {{ vm_name }}\n")
     assert parse_desired(data, base_dir=tmp_path).vms[0].features == ["hello"]
 
