@@ -3,7 +3,10 @@
 Why a wrapper: path-based calls (``client.get("/cluster/resources", type="vm")``) are easier to
 log, count and retry than proxmoxer's attribute chains; PVE's errors become one-line
 :class:`PVEApiError`\\ s; tasks are awaited with a short, growing poll interval; and every call
-goes through the single retry policy of :mod:`phoenix.pve.retry`.  The client is shared by the
+goes through the single retry policy of :mod:`phoenix.pve.retry`.  Every answer is read as
+untrusted input (:mod:`phoenix.pve.answer`): within one deadline for the whole answer
+(:mod:`phoenix.pve.deadline`), at most 64 MiB, without following redirects, and with the
+``data`` envelope checked — :meth:`PVEClient.get_list` / :meth:`PVEClient.get_dict` also check its type.  The client is shared by the
 threads of an apply, so the connection pool is sized for that and the request counter is locked.
 """
 
@@ -17,18 +20,23 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 from proxmoxer import ProxmoxAPI
-from proxmoxer.core import AuthenticationError, ResourceException
+from proxmoxer.backends.https import ProxmoxHTTPAuth, ProxmoxHTTPAuthBase
 from proxmoxer.tools import Tasks
-from requests.adapters import HTTPAdapter
 
 from phoenix.errors import PhoenixError
+from phoenix.pve.answer import (PVEAnswerError, decode_answer, error_details, expect_dict, expect_list, int_field,
+                                read_body, str_field)
+from phoenix.pve.deadline import DeadlineAdapter, whole_answer_within
 from phoenix.pve.direct import DirectGet
 from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner
 from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_message
 from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
+from phoenix.text import printable
 
-__all__ = ["PVEClient", "PVEApiError", "PVEConnectionError", "TaskFailed", "TaskTimeout", "join_path"]
+__all__ = ["PVEClient", "PVEApiError", "PVEAnswerError", "PVEConnectionError", "TaskFailed", "TaskTimeout",
+           "join_path"]
 
 LOG_TAIL_LINES = 10
 
@@ -38,8 +46,8 @@ class PVEApiError(PhoenixError):
 
     def __init__(self, status: int, message: str, errors: dict[str, str] | None = None,
                  method: str = "", path: str = ""):
-        pve_message = _one_line(message) or f"HTTP {status}"
-        clean_errors = {str(k): _one_line(str(v)) for k, v in (errors or {}).items()}
+        pve_message = printable(_one_line(message)) or f"HTTP {status}"
+        clean_errors = {printable(k): printable(_one_line(str(v))) for k, v in (errors or {}).items()}
         detail = "; ".join(f"{key}: {value}" for key, value in sorted(clean_errors.items()))
         text = f"{method} {path}: {pve_message} (HTTP {status})"
         super().__init__(f"{text} [{detail}]" if detail else text)
@@ -64,8 +72,9 @@ class TaskFailed(PhoenixError):
     def __init__(self, upid: str, exitstatus: str, log_tail: list[str] | None = None):
         self.upid = upid
         self.exitstatus = exitstatus
-        self.log_tail = list(log_tail or [])
-        super().__init__(f"task {_describe_upid(upid)} failed: {_one_line(exitstatus) or 'unknown error'}")
+        self.log_tail = [printable(line) for line in log_tail or []]
+        super().__init__(f"task {printable(_describe_upid(upid))} failed: "
+                         f"{printable(_one_line(exitstatus)) or 'unknown error'}")
 
 
 class TaskTimeout(TaskFailed):
@@ -89,7 +98,7 @@ class PVEClient:
         self.durations = DurationLearner()     # how long each task type took so far (poll timing)
         self._count = 0
         session: requests.Session = api._store["session"]  # proxmoxer exposes no accessor for it
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
+        adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
         session.mount("https://", adapter)
         session.hooks["response"].append(self._on_response)
         # requests re-reads proxy/CA/netrc settings from the environment on every request (a third of
@@ -120,19 +129,22 @@ class PVEClient:
             assert settings.token_secret is not None
             auth = {"user": settings.token_user, "token_name": settings.token_name,
                     "token_value": settings.token_secret.get_secret_value()}
+            api = ProxmoxAPI(host, backend="https", **auth, **common)
         else:
-            assert settings.password is not None
-            auth = {"user": settings.username, "password": settings.password.get_secret_value()}
+            # The ticket login is phoenix's own (bounded, no redirects, answer checked); proxmoxer's
+            # follows redirects — re-sending the password to wherever a server points — and reads
+            # any answer whole.  proxmoxer then signs requests with the ticket as usual.
+            def login() -> _TicketAuth:
+                return _TicketAuth(settings)
 
-        def login() -> ProxmoxAPI:
-            return ProxmoxAPI(host, backend="https", **auth, **common)
-
-        try:
-            api = policy.call(login, retry_if=lambda exc: is_transient_exception(exc, "GET"))
-        except AuthenticationError:
-            raise PhoenixError(f"authentication failed for {settings.username} at {settings.endpoint}") from None
-        except requests.RequestException as exc:
-            raise _connection_error(settings, exc) from None
+            try:
+                ticket_auth = policy.call(login, retry_if=lambda exc: is_transient_exception(exc, "GET"))
+            except requests.RequestException as exc:
+                raise _connection_error(settings, exc, "POST", "/access/ticket") from None
+            api = ProxmoxAPI(host, backend="https", user=settings.username, token_name="ticket",
+                             token_value="unused", **common)
+            api._backend.auth = ticket_auth           # proxmoxer has no setter for a ready ticket
+            api._store["session"].auth = ticket_auth
         return cls(api, settings, policy=policy, pool_size=pool_size)
 
     def close(self) -> None:
@@ -161,34 +173,64 @@ class PVEClient:
     def request(self, method: str, path: str, **params: Any) -> Any:
         """Send one API call (retried per policy) and return its ``data``.
 
-        Booleans become ``1``/``0`` (PVE rejects ``True``) and ``None`` values are dropped.
+        Booleans become ``1``/``0`` (PVE rejects ``True``) and ``None`` values are dropped.  The
+        whole answer must arrive within ``settings.timeout`` seconds and be at most 64 MiB; a file
+        upload (a file object among the parameters) is bounded per read instead, as its body may
+        take long to send.
         """
         method = method.upper()
         clean = _clean_params(params)
-        resource = self.api(path.strip("/"))
         direct = self._direct if method == "GET" else None
+        uploading = any(hasattr(value, "read") for value in clean.values())
+        started = time.monotonic()
+        attempts = 0
 
         def once() -> Any:
-            if direct is not None:
-                status, reason, body = direct.get(path, clean)
-                with self._count_lock:
-                    self._count += 1
-                if status == 200 and isinstance(body, dict):
-                    return body.get("data")
-                errors = body.get("errors") if isinstance(body, dict) else None
-                raise PVEApiError(status, reason, _errors_dict(errors), method, path)
-            try:
-                if method in ("POST", "PUT"):
-                    return resource._request(method, data=dict(clean))
-                return resource._request(method, params=dict(clean))
-            except ResourceException as exc:
-                raise PVEApiError(exc.status_code, str(exc.content or ""), _errors_dict(exc.errors),
-                                  method, path) from None
+            nonlocal attempts
+            attempts += 1
+            with whole_answer_within(None if uploading else self.settings.timeout) as scope:
+                try:
+                    if direct is not None:
+                        status, reason, location, body = direct.get(path, clean)
+                        with self._count_lock:
+                            self._count += 1
+                    else:
+                        status, reason, location, body = self._send(method, path, clean)
+                except requests.RequestException as exc:
+                    if scope.expired:
+                        raise _AnswerDeadline(str(exc)) from None
+                    raise
+            if scope.expired:   # cut off mid-headers, http.client may have taken the EOF for their end
+                raise _AnswerDeadline("the answer was cut off at the deadline")
+            return _interpret(status, reason, location, body, method, path)
 
         try:
             return self.policy.call(once, retry_if=lambda exc: is_transient_exception(exc, method))
         except requests.RequestException as exc:
-            raise _connection_error(self.settings, exc, method, path) from None
+            raise _connection_error(self.settings, exc, method, path,
+                                    attempts=attempts, elapsed=time.monotonic() - started) from None
+
+    def _send(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, str, str, bytes]:
+        """One request through the proxmoxer session (auth, CSRF, uploads), the answer read whole (capped)."""
+        url = self.api(path.strip("/"))._store["base_url"]
+        payload = {"data": dict(params)} if method in ("POST", "PUT") else {"params": dict(params)}
+        response = self._session.request(method, url, stream=True, allow_redirects=False, **payload)
+        try:
+            try:
+                body = read_body(response.raw, f"{method} {path}")
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise requests.exceptions.ConnectionError(str(exc)) from None
+        finally:
+            response.close()
+        return response.status_code, response.reason or "", response.headers.get("location", ""), body
+
+    def get_list(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """GET whose ``data`` must be an array of objects (a listing); an error names the endpoint if not."""
+        return expect_list(self.get(path, **params), f"GET {path}")
+
+    def get_dict(self, path: str, **params: Any) -> dict[str, Any]:
+        """GET whose ``data`` must be an object (a config, a status); an error names the endpoint if not."""
+        return expect_dict(self.get(path, **params), f"GET {path}")
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, **params)
@@ -225,7 +267,7 @@ class PVEClient:
         intervals = self.durations.intervals(kind, first=first_interval, max_interval=max_interval)
         last_running = started
         while True:
-            status = self.get(status_path)
+            status = self.get_dict(status_path)
             if on_progress is not None:
                 on_progress(status)
             if status.get("status") == "stopped":
@@ -245,15 +287,17 @@ class PVEClient:
     def _log_tail(self, node: str, upid: str, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last ``lines`` log lines; one call for short logs, two when the log is long."""
         path = f"/nodes/{node}/tasks/{upid}/log"
+        where = f"GET {path}"
         try:
-            entries = self.get(path, start=0, limit=500) or []
-            numbers = [int(e.get("n", 0)) for e in entries]
+            entries = self.get_list(path, start=0, limit=500)
             if len(entries) == 500:
-                entries = self.get(path, start=max(0, max(numbers) - lines), limit=lines + 500) or entries
+                numbers = [int_field(e, "n", where, f"data[{i}]") for i, e in enumerate(entries)]
+                entries = self.get_list(path, start=max(0, max(numbers) - lines), limit=lines + 500) or entries
+            numbered = sorted((int_field(e, "n", where, f"data[{i}]"), str(e.get("t", "")))
+                              for i, e in enumerate(entries))
         except PhoenixError:
             return []
-        texts = [str(e.get("t", "")) for e in sorted(entries, key=lambda e: int(e.get("n", 0)))]
-        return texts[-lines:]
+        return [text for _, text in numbered][-lines:]
 
     def run_task(self, method: str, path: str, *, task_timeout: float = 600,
                  on_progress: Callable[[dict], None] | None = None, **params: Any) -> dict:
@@ -294,10 +338,75 @@ def _verify(settings: ConnectionSettings) -> bool | str:
     return verify
 
 
-def _errors_dict(errors: Any) -> dict[str, str]:
-    if isinstance(errors, dict) and all(isinstance(v, str) for v in errors.values()):
-        return {str(k): v for k, v in errors.items()}
-    return {}
+class _AnswerDeadline(requests.exceptions.ReadTimeout):
+    """The whole answer did not arrive within the deadline (the watchdog cut the connection)."""
+
+
+def _interpret(status: int, reason: str, location: str, body: bytes, method: str, path: str) -> Any:
+    """PVE's answer → its ``data``, or the one-line error it amounts to."""
+    where = f"{method} {path}"
+    if 300 <= status < 400:
+        target = f" to {printable(location)[:120]}" if location else ""
+        raise PVEAnswerError(f"{where}: answered with a redirect (HTTP {status}{target}); PVE's API does not "
+                             "redirect, so phoenix does not follow it")
+    if not 200 <= status < 300:
+        raise PVEApiError(status, reason, error_details(body), method, path)
+    return decode_answer(body, where)
+
+
+class _TicketAuth(ProxmoxHTTPAuth):
+    """proxmoxer's ticket auth (cookie + CSRF header), but logging in through phoenix's bounded,
+    redirect-free reader — also when proxmoxer renews the ticket after an hour."""
+
+    def __init__(self, settings: ConnectionSettings):
+        ProxmoxHTTPAuthBase.__init__(self, timeout=settings.timeout, service="PVE", verify_ssl=_verify(settings))
+        self.settings = settings
+        self.username = settings.username
+        self.base_url = f"{settings.endpoint}/api2/json"
+        self._get_new_tokens()
+
+    def _get_new_tokens(self, password: Any = None, otp: Any = None, otptype: Any = None) -> None:
+        self.pve_auth_ticket, self.csrf_prevention_token = _ticket_login(self.settings)
+        self.birth_time = time.monotonic()
+
+
+def _ticket_login(settings: ConnectionSettings) -> tuple[str, str]:
+    """POST /access/ticket → (ticket, CSRF token).  Never follows a redirect (the password would go along)."""
+    assert settings.password is not None
+    where = "POST /access/ticket"
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(settings.endpoint))
+    session.mount("https://", DeadlineAdapter(pool_connections=1, pool_maxsize=1))
+    credentials = {"username": settings.username, "password": settings.password.get_secret_value()}
+    try:
+        with whole_answer_within(settings.timeout) as scope:
+            try:
+                response = session.post(f"{settings.endpoint}/api2/json/access/ticket", data=credentials,
+                                        verify=_verify(settings), timeout=settings.timeout, stream=True,
+                                        allow_redirects=False)
+                try:
+                    body = read_body(response.raw, where)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise requests.exceptions.ConnectionError(str(exc)) from None
+                finally:
+                    response.close()
+            except requests.RequestException as exc:
+                if scope.expired:
+                    raise _AnswerDeadline(str(exc)) from None
+                raise
+            if scope.expired:
+                raise _AnswerDeadline("the answer was cut off at the deadline")
+    finally:
+        session.close()
+    if response.status_code in (401, 403):
+        raise PhoenixError(f"authentication failed for {settings.username} at {settings.endpoint}")
+    data = expect_dict(_interpret(response.status_code, response.reason or "", response.headers.get("location", ""),
+                                  body, "POST", "/access/ticket"), where)
+    if data.get("NeedTFA"):
+        raise PhoenixError(f"{settings.username} needs a second factor to log in; use an API token "
+                           "(PROXMOX_VE_API_TOKEN) instead")
+    return str_field(data, "ticket", where, "data"), str_field(data, "CSRFPreventionToken", where, "data")
 
 
 def _one_line(text: str) -> str:
@@ -314,15 +423,23 @@ def _describe_upid(upid: str) -> str:
 
 
 def _connection_error(settings: ConnectionSettings, exc: requests.RequestException,
-                      method: str = "", path: str = "") -> PVEConnectionError:
+                      method: str = "", path: str = "", *, attempts: int = 1, elapsed: float = 0.0) -> PVEConnectionError:
     where = f"{method} {path} at {settings.endpoint}" if method else settings.endpoint
+    tries = f" ({attempts} attempts in {elapsed:.0f} s)" if attempts > 1 else ""
     if isinstance(exc, requests.exceptions.SSLError):
+        text = str(exc)
+        if "match" in text or "mismatch" in text or "hostname" in text.lower():
+            return PVEConnectionError(f"TLS verification failed for {settings.endpoint}: the certificate is not "
+                                      f"valid for {settings.host}; PROXMOX_VE_ENDPOINT must name a host the "
+                                      "certificate lists")
         return PVEConnectionError(f"TLS verification failed for {settings.endpoint}: set PROXMOX_VE_CA_FILE "
                                   "to the CA that signed PVE's certificate")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return PVEConnectionError(f"{where}: timed out after {settings.timeout:g} s")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return PVEConnectionError(f"{where}: no connection within {settings.timeout:g} s{tries}")
+    if isinstance(exc, requests.exceptions.Timeout):   # a read timeout or the whole-answer deadline
+        return PVEConnectionError(f"{where}: no complete answer within {settings.timeout:g} s{tries}")
     reason = type(exc).__name__
     root = exc.__context__ or (exc.args[0] if exc.args else None)
     if root is not None and not isinstance(root, str):
         reason = f"{reason} ({type(root).__name__})"
-    return PVEConnectionError(f"cannot reach {where}: {reason}")
+    return PVEConnectionError(f"cannot reach {where}: {reason}{tries}")

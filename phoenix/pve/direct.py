@@ -3,19 +3,22 @@
 A plan reads one config per VM.  Through proxmoxer and requests each GET costs about 1 ms of
 client CPU (session merging, hooks, response wrapping), which made the client — not PVE — the
 limit of a 1,000-VM plan; urllib3 alone (what requests itself sends with) costs about half.
-Errors come out exactly as on the requests path: PVE's status and reason line, its per-parameter
-``errors``, and requests' exception types for the retry policy.
+It reads like the session path: the caller's deadline scope covers the whole answer, the body is
+read with the size cap, redirects are not followed, and errors come out as requests' exception
+types for the retry policy.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError, SSLError
+
+from phoenix.pve.answer import read_body
+from phoenix.pve.deadline import DeadlineHTTPSConnectionPool
 
 API_PREFIX = "/api2/json"
 
@@ -30,17 +33,26 @@ class DirectGet:
             tls = {"cert_reqs": "CERT_REQUIRED"}                 # the system store
         elif verify:
             tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(verify)}
-        self._pool = urllib3.HTTPSConnectionPool(host, port, maxsize=max(1, pool_size), block=False,
-                                                 timeout=urllib3.Timeout(total=timeout), retries=False, **tls)
+        self._pool = DeadlineHTTPSConnectionPool(host, port, maxsize=max(1, pool_size), block=False,
+                                                 timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                                                 retries=False, **tls)
         self._headers = {"Authorization": authorization, "Accept": "application/json"}
 
-    def get(self, path: str, params: dict[str, Any]) -> tuple[int, str, Any]:
-        """``(status, reason, body)``; body is the decoded JSON (or None).  Raises requests' exceptions."""
+    def get(self, path: str, params: dict[str, Any]) -> tuple[int, str, str, bytes]:
+        """``(status, reason, location, body)``, the body read whole (capped).  Raises requests' exceptions."""
         url = API_PREFIX + "/" + path.strip("/")
         if params:
             url += "?" + urlencode(params)
         try:
-            response = self._pool.request("GET", url, headers=self._headers)
+            response = self._pool.urlopen("GET", url, headers=self._headers, preload_content=False,
+                                          retries=False, redirect=False)
+            try:
+                body = read_body(response, f"GET {path}")
+            except BaseException:
+                response.close()             # never hand a half-read connection back to the pool
+                raise
+            finally:
+                response.release_conn()
         except SSLError as exc:
             raise requests.exceptions.SSLError(str(exc)) from None
         except NewConnectionError as exc:         # a subclass of ConnectTimeoutError: refused, no route
@@ -49,13 +61,9 @@ class DirectGet:
             raise requests.exceptions.ConnectTimeout(str(exc)) from None
         except ReadTimeoutError as exc:
             raise requests.exceptions.ReadTimeout(str(exc)) from None
-        except HTTPError as exc:
+        except (HTTPError, OSError) as exc:
             raise requests.exceptions.ConnectionError(str(exc)) from None
-        try:
-            body = json.loads(response.data) if response.data else None
-        except ValueError:
-            body = None
-        return response.status, response.reason or "", body
+        return response.status, response.reason or "", response.headers.get("location", ""), body
 
     def close(self) -> None:
         self._pool.close()

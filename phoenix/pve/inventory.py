@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from phoenix.pve.answer import PVEAnswerError, expect_list, int_field, str_field
 from phoenix.pve.client import PVEApiError, PVEClient
 from phoenix.pve.pending import PendingConfig, parse_pending
 
@@ -70,21 +71,27 @@ def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_wo
     caller that needed it earlier; it saves the call.
     """
     before = client.request_count
+    where = "GET /cluster/resources"
     if resources is None:
-        resources = client.get("/cluster/resources") or []
+        resources = client.get_list("/cluster/resources")
+    resources = expect_list(resources, where)
     inventory = Inventory()
     entries: dict[int, dict[str, Any]] = {}
-    for item in resources:
+    for index, item in enumerate(resources):
+        field = f"data[{index}]"
         kind = item.get("type")
         if kind == "node":
             name = item.get("node") or str(item.get("id", "")).removeprefix("node/")
+            if not isinstance(name, str):
+                raise PVEAnswerError(f"{where}: {field}.node is not a string")
             if name and name not in inventory.nodes:
                 inventory.nodes.append(name)
         elif kind == "storage":
-            inventory.storages.setdefault(item.get("node", ""), []).append(item.get("storage", ""))
-        elif kind in ("qemu", "lxc") and item.get("vmid") is not None:
-            vmid = int(item["vmid"])
-            inventory.guests[vmid] = (kind, item.get("node", ""))
+            inventory.storages.setdefault(str_field(item, "node", where, field, ""), []).append(
+                str_field(item, "storage", where, field, ""))
+        elif kind in ("qemu", "lxc"):
+            vmid = int_field(item, "vmid", where, field)
+            inventory.guests[vmid] = (kind, str_field(item, "node", where, field))
             if kind == "qemu":
                 entries[vmid] = item
     for node in sorted({node for _, node in inventory.guests.values()} - set(inventory.nodes)):
@@ -105,21 +112,25 @@ def _read_vm(client: PVEClient, entry: dict[str, Any]) -> VMFacts | None:
     """Config of one listed VM; ``None`` if it vanished between the listing and this read."""
     vmid = int(entry["vmid"])
     node = str(entry.get("node", ""))
+    path = f"/nodes/{node}/qemu/{vmid}/pending"
     try:
-        pending = parse_pending(client.get(f"/nodes/{node}/qemu/{vmid}/pending") or [])
+        pending = parse_pending(client.get_list(path))
     except PVEApiError as exc:
         if "does not exist" in exc.message:
             return None
         raise
     config = pending.current_config()
-    template = bool(int(config.get("template", entry.get("template", 0)) or 0))
+    name = config.get("name") or entry.get("name") or f"VM {vmid}"
     lock = config.get("lock") or entry.get("lock") or None
+    for key, value in (("name", name), ("lock", lock)):
+        if value is not None and not isinstance(value, str):
+            raise PVEAnswerError(f"GET {path}: data.{key} is not a string")
     return VMFacts(
         vmid=vmid,
         node=node,
-        name=str(config.get("name") or entry.get("name") or f"VM {vmid}"),
+        name=name,
         status=str(entry.get("status", "unknown")),
-        template=template,
+        template=str(config.get("template", entry.get("template", 0))) in ("1", "True", "true"),
         lock=lock,
         config=config,
         pending=pending,

@@ -55,7 +55,7 @@ def check_name(name: str) -> str:
 
 def storage_entry(client, node: str, storage: str) -> dict:
     """The storage as the node sees it (``GET /nodes/{node}/storage``), or a clear error."""
-    for entry in client.get(f"/nodes/{node}/storage") or []:
+    for entry in client.get_list(f"/nodes/{node}/storage"):
         if entry.get("storage") == storage:
             return entry
     raise PhoenixError(f"storage '{storage}' does not exist on node '{node}'")
@@ -79,7 +79,7 @@ def snippets_directory(client, node: str, storage: str, overrides: StorageRoots 
         return str(Path(overrides(node, storage)) / "snippets")
     if overrides and storage in overrides:
         return str(Path(overrides[storage]) / "snippets")
-    for entry in client.get("/storage") or []:
+    for entry in client.get_list("/storage"):
         if entry.get("storage") == storage:
             if not entry.get("path"):
                 raise PhoenixError(f"storage '{storage}' has no directory (type {entry.get('type', '?')}); "

@@ -91,7 +91,7 @@ class IsoSnippets:
 
     def exists(self, node: str, storage: str, name: str) -> bool:
         volid = volid_for(storage, name, "iso")
-        entries = self.client.get(f"/nodes/{node}/storage/{storage}/content", content="iso") or []
+        entries = self.client.get_list(f"/nodes/{node}/storage/{storage}/content", content="iso")
         return any(e.get("volid") == volid for e in entries)
 
     def read(self, node: str, storage: str, name: str) -> bytes | None:
@@ -107,7 +107,7 @@ class IsoSnippets:
 
 def attach_cidata(client, node: str, vmid: int, volid: str, drive: str = CIDATA_DRIVE) -> dict:
     """Attach the seed ISO as a CD-ROM and drop PVE's cloud-init drive; returns the params sent."""
-    config = client.get(f"/nodes/{node}/qemu/{vmid}/config") or {}
+    config = client.get_dict(f"/nodes/{node}/qemu/{vmid}/config")
     params: dict = {drive: propstr.format_drive({"file": volid, "media": "cdrom"})}
     cloudinit = [key for key, value in config.items()
                  if key[:3] in ("ide", "sat", "scs", "vir") and "cloudinit" in str(value) and key != drive]

@@ -44,7 +44,7 @@ def import_filename(source_name: str, checksum: Checksum | None, vmid: int) -> s
 
 def find_import_storage(client, node: str, preferred: str | None = None) -> str:
     """A storage on ``node`` that takes ``import`` content: ``preferred`` if given, else ``local``, else the first."""
-    storages = client.get(f"/nodes/{node}/storage") or []
+    storages = client.get_list(f"/nodes/{node}/storage")
     by_name = {s["storage"]: s for s in storages}
     capable = [s["storage"] for s in storages if "import" in _contents(s)]
     if preferred:
@@ -75,7 +75,7 @@ def _enable_hint(storage_id: str, storage: dict, content: str) -> str:
 
 def storage_path(client, storage_id: str) -> Path:
     """The directory behind a file-based storage (``path`` in ``GET /storage``)."""
-    for entry in client.get("/storage") or []:
+    for entry in client.get_list("/storage"):
         if entry.get("storage") == storage_id:
             if not entry.get("path"):
                 raise PhoenixError(f"storage '{storage_id}' is not a directory storage (it has no path)")
@@ -84,7 +84,7 @@ def storage_path(client, storage_id: str) -> Path:
 
 
 def volume_exists(client, node: str, storage_id: str, volid: str, content: str = "import") -> bool:
-    entries = client.get(f"/nodes/{node}/storage/{storage_id}/content", content=content) or []
+    entries = client.get_list(f"/nodes/{node}/storage/{storage_id}/content", content=content)
     return any(e.get("volid") == volid for e in entries)
 
 
@@ -92,7 +92,7 @@ def task_log(client, node: str, upid: str | None) -> list[str]:
     """All log lines of a finished task (to surface PVE's own words, e.g. ``simulated: ...``)."""
     if not upid:
         return []
-    entries = client.get(f"/nodes/{node}/tasks/{upid}/log", start=0, limit=1000) or []
+    entries = client.get_list(f"/nodes/{node}/tasks/{upid}/log", start=0, limit=1000)
     return [str(e.get("t", "")) for e in sorted(entries, key=lambda e: int(e.get("n", 0)))]
 
 

@@ -117,7 +117,7 @@ def talks_to_simulator(client) -> bool:
     if isinstance(flag, bool):
         return flag
     try:
-        version = client.get("/version") or {}
+        version = client.get_dict("/version")
     except PhoenixError:
         return False
     return any(SIM_VERSION_MARK in str(version.get(key, "")) for key in ("repoid", "release", "version", "simulator"))
@@ -155,7 +155,7 @@ def _existing_template(client, spec) -> TemplateResult | None:
     node = entry["node"]
     if entry.get("type", "qemu") != "qemu":
         raise PhoenixError(f"VMID {spec.vmid} is used by a container on node '{node}'; choose another template vmid")
-    config = client.get(f"/nodes/{node}/qemu/{spec.vmid}/config") or {}
+    config = client.get_dict(f"/nodes/{node}/qemu/{spec.vmid}/config")
     if not int(config.get("template", 0) or 0):
         raise PhoenixError(f"VM {spec.vmid} ('{config.get('name', '')}') on node '{node}' exists and is not a "
                            "template; phoenix will not convert or replace it — choose another template vmid "

@@ -68,7 +68,7 @@ def parse_marker(description: str | None) -> TemplateMarker | None:
 
 def first_node(client) -> str:
     """The first online node by name (a template's default node)."""
-    nodes = sorted(client.get("/nodes") or [], key=lambda n: n.get("node", ""))
+    nodes = sorted(client.get_list("/nodes"), key=lambda n: n.get("node", ""))
     online = [n["node"] for n in nodes if n.get("status", "online") == "online"]
     if not online:
         raise PhoenixError("PVE reports no online node")
@@ -77,8 +77,8 @@ def first_node(client) -> str:
 
 def find_vm(client, vmid: int) -> dict | None:
     """The ``/cluster/resources`` entry of ``vmid`` (VM or container), or None."""
-    for entry in client.get("/cluster/resources", type="vm") or []:
-        if int(entry.get("vmid", -1)) == int(vmid):
+    for entry in client.get_list("/cluster/resources", type="vm"):
+        if str(entry.get("vmid")) == str(int(vmid)):      # PVE's field is not trusted to be a number
             return entry
     return None
 
@@ -95,8 +95,8 @@ def template_status(client, spec, *, fetch: Callable[[str], str] | None = fetch_
     if entry is None:
         return TemplateStatus(False, False, False, f"template {spec.vmid} does not exist")
     node = entry["node"]
-    config = client.get(f"/nodes/{node}/qemu/{spec.vmid}/config") or {}
-    if not int(config.get("template", 0) or 0):
+    config = client.get_dict(f"/nodes/{node}/qemu/{spec.vmid}/config")
+    if str(config.get("template", 0)) not in ("1", "True"):
         return TemplateStatus(True, False, False,
                               f"VM {spec.vmid} ('{config.get('name', '')}') on node '{node}' is not a template",
                               node=node)

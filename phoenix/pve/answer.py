@@ -1,0 +1,128 @@
+"""PVE's answers as untrusted input: bounded reads, the ``{"data": …}`` envelope, field shapes.
+
+phoenix trusts PVE to tell the truth about its cluster, but not to answer in bounded size or with
+well-formed JSON: a proxy in the way, a broken node or a hostile server must end in a one-line
+error naming the endpoint (and the field), never in a traceback, an unbounded read, or — worst —
+a missing ``data`` read as "an empty cluster" that plans to create everything again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from phoenix.errors import PhoenixError
+from phoenix.text import printable
+
+__all__ = ["MAX_ANSWER_BYTES", "PVEAnswerError", "read_body", "decode_answer", "error_details",
+           "expect_list", "expect_dict", "int_field", "str_field"]
+
+# Far above any real PVE answer (a 10,000-guest /cluster/resources is about 5 MiB).
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+class PVEAnswerError(PhoenixError):
+    """An answer phoenix cannot use: too large, not JSON, or not the shape the endpoint promises."""
+
+
+def _mib(size: int) -> str:
+    return f"{round(size / (1 << 20), 1):g} MiB"
+
+
+def read_body(response: Any, where: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """Read a urllib3 response's body, refusing more than ``limit`` bytes (checked while streaming)."""
+    length = response.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise PVEAnswerError(f"{where}: the answer is {_mib(int(length))}, more than the {_mib(limit)} "
+                             "phoenix reads from PVE")
+    chunks: list[bytes] = []
+    total = 0
+    amount = int(length) + 1 if length is not None and length.strip().isdigit() else _CHUNK
+    while True:
+        chunk = response.read(min(amount, _CHUNK), decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise PVEAnswerError(f"{where}: the answer is larger than the {_mib(limit)} phoenix reads from PVE")
+        chunks.append(chunk)
+
+
+def _parse(body: bytes, where: str) -> Any:
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise PVEAnswerError(f"{where}: the answer is not usable JSON (nested too deep)") from None
+    except ValueError as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise PVEAnswerError(f"{where}: the answer is not JSON ({reason}; {len(body)} bytes)") from None
+
+
+def decode_answer(body: bytes, where: str) -> Any:
+    """The ``data`` of a successful answer; an error naming ``where`` if the envelope is wrong."""
+    parsed = _parse(body, where)
+    if not isinstance(parsed, dict):
+        raise PVEAnswerError(f"{where}: the answer is a JSON {_kind(parsed)}, not an object with 'data'")
+    if "data" not in parsed:
+        raise PVEAnswerError(f"{where}: the answer has no 'data' field")
+    return parsed["data"]
+
+
+def error_details(body: bytes) -> dict[str, str]:
+    """PVE's per-parameter ``errors`` of a failed answer, if it sent a usable map (else empty)."""
+    try:
+        parsed = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return {}
+    errors = parsed.get("errors") if isinstance(parsed, dict) else None
+    if isinstance(errors, dict):
+        return {str(k): str(v) for k, v in errors.items() if isinstance(v, (str, int, float))}
+    return {}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+            dict: "object"}.get(type(value), type(value).__name__)
+
+
+def expect_list(data: Any, where: str, field: str = "data") -> list[dict[str, Any]]:
+    """``data`` must be a JSON array of objects (what every PVE listing returns)."""
+    if not isinstance(data, list):
+        raise PVEAnswerError(f"{where}: {field} is a {_kind(data)}, not an array")
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise PVEAnswerError(f"{where}: {field}[{index}] is a {_kind(item)}, not an object")
+    return data
+
+
+def expect_dict(data: Any, where: str, field: str = "data") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise PVEAnswerError(f"{where}: {field} is a {_kind(data)}, not an object")
+    return data
+
+
+def int_field(entry: dict[str, Any], key: str, where: str, field: str) -> int:
+    """An integer field (PVE sends numbers; a numeric string is tolerated, anything else is not)."""
+    value = entry.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise PVEAnswerError(f"{where}: {field}.{key} is {_show(value)}, not an integer")
+
+
+def str_field(entry: dict[str, Any], key: str, where: str, field: str, default: str | None = None) -> str:
+    value = entry.get(key, default)
+    if isinstance(value, str):
+        return value
+    raise PVEAnswerError(f"{where}: {field}.{key} is {_show(value)}, not a string")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null or missing"
+    text = printable(json.dumps(value) if not isinstance(value, str) else repr(value))
+    return text if len(text) <= 40 else text[:37] + "..."

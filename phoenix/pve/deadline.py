@@ -1,0 +1,178 @@
+"""A deadline for a whole API answer — connect, headers and body — not for each socket read.
+
+A socket timeout only bounds one ``recv``: a server that sends one byte every two seconds (or
+dribbles its TLS handshake) keeps every read short and the answer endless.  Here each request
+runs inside :func:`whole_answer_within`; the connection classes below register their socket
+with one watchdog thread, which shuts the socket down when the deadline passes, so whatever is
+blocked on it returns at once.  The caller then sees :attr:`Scope.expired` and reports the real
+limit.  Registering costs a heap push (no thread per request), so the plan's fast path keeps its
+speed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+
+__all__ = ["Scope", "whole_answer_within", "current_scope", "DeadlineHTTPSConnectionPool", "DeadlineAdapter"]
+
+
+class _Armed:
+    """One socket watched for one scope; ``fd`` + inode identify it even if the fd is reused."""
+
+    __slots__ = ("fd", "inode", "active", "lock", "scope")
+
+    def __init__(self, fd: int, inode: int, scope: "Scope"):
+        self.fd, self.inode, self.scope = fd, inode, scope
+        self.active = True
+        self.lock = threading.Lock()
+
+    def fire(self) -> None:
+        with self.lock:
+            if not self.active:
+                return
+            self.active = False
+            self.scope.expired = True
+            try:
+                # A dup of the fd, checked to be the same socket, so a closed and reused fd is never touched.
+                dup = socket.fromfd(self.fd, socket.AF_INET, socket.SOCK_STREAM)
+            except OSError:
+                return
+            try:
+                if os.fstat(dup.fileno()).st_ino == self.inode:
+                    dup.shutdown(socket.SHUT_RDWR)   # affects the socket, not just this descriptor
+            except OSError:
+                pass
+            finally:
+                dup.close()
+
+    def disarm(self) -> None:
+        with self.lock:
+            self.active = False
+
+
+class _Watchdog:
+    """One daemon thread and a heap of deadlines (disarmed entries are dropped when they come due)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Armed]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float, entry: _Armed) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._order), entry))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="phoenix-deadline", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is entry:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, _, entry = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            entry.fire()
+
+
+_WATCHDOG = _Watchdog()
+_local = threading.local()
+
+
+class Scope:
+    """The deadline of one request; ``expired`` turns true when the watchdog cut it off."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds                 # None: no deadline (an upload, bounded per read)
+        self.deadline = time.monotonic() + seconds if seconds is not None else float("inf")
+        self.expired = False
+        self._armed: dict[int, _Armed] = {}
+
+    def remaining(self) -> float:
+        return max(0.001, self.deadline - time.monotonic())
+
+    def watch(self, sock: Any) -> None:
+        """Cut ``sock`` off at the deadline (once per socket and scope)."""
+        try:
+            fd = sock.fileno()
+            inode = os.fstat(fd).st_ino
+        except (OSError, ValueError, AttributeError):
+            return
+        if fd < 0 or fd in self._armed or self.seconds is None:
+            return
+        entry = _Armed(fd, inode, self)
+        self._armed[fd] = entry
+        _WATCHDOG.arm(self.deadline, entry)
+
+    def close(self) -> None:
+        for entry in self._armed.values():
+            entry.disarm()
+        self._armed.clear()
+
+
+def current_scope() -> Scope | None:
+    return getattr(_local, "scope", None)
+
+
+@contextmanager
+def whole_answer_within(seconds: float | None) -> Iterator[Scope]:
+    """Run one request (send + read the whole answer) under a deadline of ``seconds`` (None: none)."""
+    scope = Scope(seconds)
+    outer = current_scope()
+    _local.scope = scope
+    try:
+        yield scope
+    finally:
+        _local.scope = outer
+        scope.close()
+
+
+class _DeadlineHTTPSConnection(HTTPSConnection):
+    """Registers the TCP socket before the TLS handshake, so a dribbled handshake is cut off too."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        scope = current_scope()
+        if scope is not None:
+            scope.watch(sock)
+        return sock
+
+
+class DeadlineHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    """An HTTPS pool whose every request (new or kept-alive connection) obeys the current scope."""
+
+    ConnectionCls = _DeadlineHTTPSConnection
+
+    def _validate_conn(self, conn: Any) -> None:
+        super()._validate_conn(conn)
+        scope = current_scope()
+        if scope is not None and conn.sock is not None:
+            scope.watch(conn.sock)
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter with :class:`DeadlineHTTPSConnectionPool` for https (the session path)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme,
+                                                   "https": DeadlineHTTPSConnectionPool}
