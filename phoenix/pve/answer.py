@@ -36,11 +36,12 @@ def read_body(response: Any, where: str, limit: int = MAX_ANSWER_BYTES) -> bytes
     if length is not None and length.strip().isdigit() and int(length) > limit:
         raise PVEAnswerError(f"{where}: the answer is {_mib(int(length))}, more than the {_mib(limit)} "
                              "phoenix reads from PVE")
+    if length is not None and length.strip().isdigit() and "content-encoding" not in response.headers:
+        return response.read(decode_content=True)   # one read: urllib3 stops at (and enforces) the length
     chunks: list[bytes] = []
     total = 0
-    amount = int(length) + 1 if length is not None and length.strip().isdigit() else _CHUNK
     while True:
-        chunk = response.read(min(amount, _CHUNK), decode_content=True)
+        chunk = response.read(_CHUNK, decode_content=True)
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)

@@ -5,14 +5,12 @@ dribbles its TLS handshake) keeps every read short and the answer endless.  Here
 runs inside :func:`whole_answer_within`; the connection classes below register their socket
 with one watchdog thread, which shuts the socket down when the deadline passes, so whatever is
 blocked on it returns at once.  The caller then sees :attr:`Scope.expired` and reports the real
-limit.  Registering costs a heap push (no thread per request), so the plan's fast path keeps its
-speed.
+limit.  Registering costs a dict insert (no thread or timer per request), so the plan's fast path
+keeps its speed.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import os
 import socket
 import threading
@@ -31,67 +29,66 @@ __all__ = ["Scope", "whole_answer_within", "current_scope", "DeadlineHTTPSConnec
 class _Armed:
     """One socket watched for one scope; ``fd`` + inode identify it even if the fd is reused."""
 
-    __slots__ = ("fd", "inode", "active", "lock", "scope")
+    __slots__ = ("fd", "inode", "scope")
 
     def __init__(self, fd: int, inode: int, scope: "Scope"):
         self.fd, self.inode, self.scope = fd, inode, scope
-        self.active = True
-        self.lock = threading.Lock()
 
     def fire(self) -> None:
-        with self.lock:
-            if not self.active:
-                return
-            self.active = False
-            self.scope.expired = True
-            try:
-                # A dup of the fd, checked to be the same socket, so a closed and reused fd is never touched.
-                dup = socket.fromfd(self.fd, socket.AF_INET, socket.SOCK_STREAM)
-            except OSError:
-                return
-            try:
-                if os.fstat(dup.fileno()).st_ino == self.inode:
-                    dup.shutdown(socket.SHUT_RDWR)   # affects the socket, not just this descriptor
-            except OSError:
-                pass
-            finally:
-                dup.close()
-
-    def disarm(self) -> None:
-        with self.lock:
-            self.active = False
+        self.scope.expired = True
+        try:
+            # A dup of the fd, checked to be the same socket, so a closed and reused fd is never touched.
+            dup = socket.fromfd(self.fd, socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:
+            return
+        try:
+            if os.fstat(dup.fileno()).st_ino == self.inode:
+                dup.shutdown(socket.SHUT_RDWR)   # affects the socket, not just this descriptor
+        except OSError:
+            pass
+        finally:
+            dup.close()
 
 
 class _Watchdog:
-    """One daemon thread and a heap of deadlines (disarmed entries are dropped when they come due)."""
+    """One daemon thread that looks at the armed sockets every ``TICK`` seconds while any is armed.
+
+    Arming and disarming are a dict insert and pop under one lock (a request must stay cheap: a
+    plan sends a thousand); whichever of the watchdog and the request's end pops an entry first
+    decides whether it fires.  Deadlines are therefore kept to within ``TICK``.
+    """
+
+    TICK = 0.1
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Armed]] = []
-        self._order = itertools.count()
+        self._active: dict[int, _Armed] = {}
         self._thread: threading.Thread | None = None
 
-    def arm(self, deadline: float, entry: _Armed) -> None:
+    def arm(self, entry: _Armed) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (deadline, next(self._order), entry))
+            self._active[id(entry)] = entry
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="phoenix-deadline", daemon=True)
                 self._thread.start()
-            if self._heap[0][2] is entry:
+            if len(self._active) == 1:
                 self._cond.notify()
+
+    def disarm(self, entry: _Armed) -> None:
+        with self._cond:
+            self._active.pop(id(entry), None)
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._heap:
+                while not self._active:
                     self._cond.wait()
-                deadline, _, entry = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-            entry.fire()
+                now = time.monotonic()
+                due = [key for key, entry in self._active.items() if entry.scope.deadline <= now]
+                expired = [self._active.pop(key) for key in due]
+            for entry in expired:
+                entry.fire()
+            time.sleep(self.TICK)
 
 
 _WATCHDOG = _Watchdog()
@@ -121,11 +118,11 @@ class Scope:
             return
         entry = _Armed(fd, inode, self)
         self._armed[fd] = entry
-        _WATCHDOG.arm(self.deadline, entry)
+        _WATCHDOG.arm(entry)
 
     def close(self) -> None:
         for entry in self._armed.values():
-            entry.disarm()
+            _WATCHDOG.disarm(entry)
         self._armed.clear()
 
 
