@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import paramiko
+from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
 from phoenix.errors import PhoenixError
 from phoenix.snippets.base import StorageRoots, check_name, require_content, snippets_directory, volid_for
@@ -109,10 +110,9 @@ class SftpSnippets:
         with self._sftp(node) as sftp:
             _mkdirs(sftp, directory)
             try:
-                with sftp.open(tmp, "wb") as handle:
+                with _create_private(sftp, tmp) as handle:
                     handle.write(content)
                     handle.flush()
-                sftp.chmod(tmp, 0o600)
                 sftp.posix_rename(tmp, path)
             except BaseException:
                 try:
@@ -144,6 +144,29 @@ class SftpSnippets:
                     return handle.read()
             except FileNotFoundError:
                 return None
+
+
+def _create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
+    """Create ``path`` new (never an existing file or link) with mode 0600 from the start.
+
+    ``SFTPClient.open`` sends no permissions, so the file would exist with the server's default
+    (often 0644) until a later chmod — and a reader who opened it in between keeps reading what
+    is written after, password hash included.  This is ``open`` with the permissions attribute
+    set; the handle is chmod'ed as well, for servers that ignore the attribute, before any byte.
+    """
+    attributes = paramiko.SFTPAttributes()
+    attributes.st_mode = 0o600
+    flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+    kind, message = sftp._request(CMD_OPEN, path, flags, attributes)   # paramiko: no public call sends attrs
+    if kind != CMD_HANDLE:
+        raise PhoenixError(f"sftp: the server did not open {path}")
+    handle = paramiko.SFTPFile(sftp, message.get_binary(), "wb", -1)
+    try:
+        handle.chmod(0o600)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def _mkdirs(sftp: paramiko.SFTPClient, directory: str) -> None:

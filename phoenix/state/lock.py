@@ -67,9 +67,19 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> LockInfo:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PhoenixError(f"cannot create the state directory {self.path.parent}: {exc.strerror or exc}") from None
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                kind = ("is a directory" if exc.errno == errno.EISDIR else
+                        "is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc))
+                raise PhoenixError(f"cannot take the state lock {self.path}: it {kind}" if exc.errno in
+                                   (errno.EISDIR, errno.ELOOP) else
+                                   f"cannot take the state lock {self.path}: {kind}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

@@ -106,8 +106,9 @@ class State(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
-    format_version: int = FORMAT_VERSION
-    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    format_version: int = Field(default=FORMAT_VERSION, strict=True)   # "1" or 1.0 is not a version
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=64,
+                         pattern=r"^[A-Za-z0-9-]+$")
     serial: int = 0
     resources: dict[str, ResourceState] = Field(default_factory=dict)
 

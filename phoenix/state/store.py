@@ -61,12 +61,9 @@ class StateStore:
         return state
 
     def _read_file(self) -> State:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        text = self._read_text(self.path)
+        if text is None:
             return State()
-        except OSError as exc:
-            raise PhoenixError(f"cannot read state {self.path}: {exc.strerror}") from None
         self._file_size = len(text)
         return self._parse(text, self.path)
 
@@ -114,6 +111,25 @@ class StateStore:
         signature = self._signature()
         self._known = (signature, state.lineage, state.serial) if signature else None
 
+    @staticmethod
+    def _read_text(path: Path) -> str | None:
+        """The file's text (None if missing); anything but UTF-8 JSON text is a one-line error."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise PhoenixError(f"cannot read state {path}: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            hint = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+            raise PhoenixError(f"state {path} is not UTF-8 text{hint} (byte {exc.start}); phoenix writes "
+                               "UTF-8 JSON — restore it from its .backup or re-save it as UTF-8") from None
+        if "\x00" in text:
+            raise PhoenixError(f"state {path} is not a text file (it holds NUL bytes); restore it from its .backup")
+        return text
+
     def _parse(self, text: str, where: Path) -> State:
         try:
             state = State.model_validate_json(text)
@@ -124,6 +140,9 @@ class StateStore:
         if state.format_version > FORMAT_VERSION:
             raise PhoenixError(f"state {where} has format_version {state.format_version}; this phoenix "
                                f"understands up to {FORMAT_VERSION} (upgrade phoenix)")
+        if state.format_version < 1:
+            raise PhoenixError(f"state {where} has format_version {state.format_version}, which no phoenix "
+                               f"wrote; this phoenix reads 1..{FORMAT_VERSION}")
         return state
 
     def write(self, state: State) -> State:
@@ -168,11 +187,8 @@ class StateStore:
             return None
         if self._known is not None and self._known[0] == signature:
             return State(lineage=self._known[1], serial=self._known[2])
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        return self._parse(text, self.path)
+        text = self._read_text(self.path)
+        return None if text is None else self._parse(text, self.path)
 
     def _keep_backup(self) -> None:
         """Point ``.backup`` at the current state's inode (atomic: link to a temp name, rename)."""
@@ -189,19 +205,30 @@ class StateStore:
                 os.fsync(handle.fileno())
         os.replace(tmp, self.backup_path)
 
+    def _target(self) -> Path:
+        """Where the bytes go: the file itself, or — for a state that is a symbolic link — the file the
+        link points to (written through, so the link stays a link; a dangling link is refused)."""
+        if not self.path.is_symlink():
+            return self.path
+        target = Path(os.path.realpath(self.path))
+        if not target.is_file():
+            raise PhoenixError(f"state {self.path} is a symbolic link to {target}, which is not a regular file")
+        return target
+
     def _atomic_write(self, payload: bytes) -> None:
-        fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        target = self._target()
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
+            os.replace(tmp_name, target)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path.parent)
+        _fsync_dir(target.parent)
 
     @contextmanager
     def lock(self, operation: str) -> Iterator[LockInfo]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 
+import paramiko
 import pytest
 
 from phoenix.errors import PhoenixError
@@ -83,3 +84,20 @@ def test_sftp_refuses_a_changed_host_key(client, sim_roots, sshd, tmp_path):
     target = SftpTarget("127.0.0.1", sshd.port, sshd.username, sshd.user_key, wrong)
     with pytest.raises(PhoenixError, match="does not match"):
         SftpSnippets(client, target, sim_roots).put("pve", "local", "x.yaml", USER_DATA)
+
+
+def test_sftp_file_is_0600_before_the_first_byte_is_written(client, sim_roots, sshd, monkeypatch):
+    """The user-data holds a password hash: it must never sit in a file others can open (issue 14)."""
+    modes: list[int] = []
+    snippets = sim_roots("pve", "local") / "snippets"
+    original = paramiko.SFTPFile.write
+
+    def recording_write(self, data):   # a spy on paramiko, not on the PVE client: records, then writes
+        modes.extend(stat.S_IMODE(p.stat().st_mode) for p in snippets.iterdir() if p.name.endswith(".tmp"))
+        return original(self, data)
+
+    monkeypatch.setattr(paramiko.SFTPFile, "write", recording_write)
+    target = SftpTarget("127.0.0.1", sshd.port, sshd.username, sshd.user_key, sshd.known_hosts)
+    with SftpSnippets(client, target, sim_roots) as backend:
+        backend.put("pve", "local", user_snippet_name(8003), USER_DATA)
+    assert modes and set(modes) == {0o600}
