@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 from rich.console import Console
 
 from phoenix.errors import PhoenixError
+from phoenix.text import markup_safe
 
 SIM_TASK_SCALE_ENV = "PHOENIX_SIM_TASK_SCALE"
 SIM_DATA_DIR_ENV = "PHOENIX_SIM_DATA_DIR"
@@ -109,12 +110,11 @@ def read_facts(opts: GlobalOptions, conn: "Connection", state: Any, extra_vmids:
     with ``guest``, also what the guest agents of the declared running VMs report.
     """
     from phoenix.desired import load_desired
-    from phoenix.pve.inventory import read_inventory
+    from phoenix.pve.inventory import read_inventory, template_vmids
 
     client = conn.client
-    resources = client.get("/cluster/resources") or []
-    existing_templates = frozenset(int(r["vmid"]) for r in resources
-                                   if r.get("type") == "qemu" and int(r.get("template") or 0) == 1)
+    resources = client.get_list("/cluster/resources")
+    existing_templates = template_vmids(resources)
     cfg = load_desired(opts.config, existing_templates=existing_templates)
     wanted = {t.vmid for t in cfg.templates} | {v.vmid for v in cfg.vms} | {v.clone_from_vmid for v in cfg.vms}
     wanted |= {int(k) for k in state.resources} | set(extra_vmids)
@@ -186,7 +186,7 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
     if out is not None:
         plan.save(out)
         if not as_json:
-            console().print(f"\nSaved the plan to {out}. Apply exactly it with: phoenix apply {out}")
+            console().print(f"\nSaved the plan to {markup_safe(out)}. Apply exactly it with: phoenix apply {markup_safe(out)}")
     return 2 if detailed_exitcode and plan.has_changes else 0
 
 
@@ -264,7 +264,7 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     out.print(f"\n[bold red]{verb} finished with errors[/bold red] ({len(result.failed)} failed). Resources: "
               f"{counts['add']} added, {counts['change']} changed, {counts['destroy']} destroyed.")
     for chain in result.failed:
-        err_console().print(f"error: {chain.address}: {chain.error}")
+        err_console().print(f"error: {chain.address}: {markup_safe(chain.error)}")
     return 1
 
 
@@ -322,7 +322,7 @@ def import_command(opts: GlobalOptions, vmid: int) -> int:
         state.put(ResourceState(kind=kind, vmid=vmid, name=vm_facts.name or str(vmid), node=vm_facts.node,
                                 template_vmid=template_vmid, attributes=attributes))
         store.write(state)
-    console().print(f"Imported {kind} {vmid} ({vm_facts.name}) on node {vm_facts.node}. "
+    console().print(f"Imported {kind} {vmid} ({markup_safe(vm_facts.name)}) on node {markup_safe(vm_facts.node)}. "
                     f"Run 'phoenix plan' to see how it differs from the file.")
     return 0
 

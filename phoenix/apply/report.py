@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from rich.console import Console
-from rich.markup import escape
+from phoenix.text import markup_safe as escape   # outside text: control characters and markup shown, not run
 
 from phoenix.plan.model import CREATE, DELETE, REPLACE, ResourceChange, Step
 

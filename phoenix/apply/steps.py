@@ -15,6 +15,7 @@ from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import ResourceChange
 from phoenix.plan.steps import Clone, Configure, DeliverUserData, Op, ProvisionTemplate, Resize, Step, TemplateOutputs
 from phoenix.pve import propstr
+from phoenix.pve.answer import str_field
 from phoenix.pve.client import PVEApiError
 
 SHUTDOWN_TIMEOUT_S = 60
@@ -61,7 +62,7 @@ class ChainContext:
 
     def config(self) -> dict[str, Any]:
         if self.known_config is None:
-            self.known_config = self.client.get(f"{self.path}/config")
+            self.known_config = self.client.get_dict(f"{self.path}/config")
         return self.known_config
 
     def changed_config(self, **values: Any) -> None:
@@ -75,7 +76,8 @@ class ChainContext:
         if self.known_status is not None:
             return self.known_status
         try:
-            return self.client.get(f"{self.path}/status/current")["status"]
+            return str_field(self.client.get_dict(f"{self.path}/status/current"), "status",
+                             f"GET {self.path}/status/current", "data")
         except PVEApiError as exc:
             if "does not exist" in exc.message:
                 return None
@@ -128,7 +130,7 @@ def wait_unlocked(ctx: ChainContext, timeout: float = LOCK_WAIT_S) -> dict[str, 
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
-        config = ctx.client.get(f"{ctx.path}/config")
+        config = ctx.client.get_dict(f"{ctx.path}/config")
         if not config.get("lock"):
             ctx.known_config = config
             return config

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from phoenix.text import markup_safe as escape   # outside text: control characters and markup shown, not run
 
 from phoenix.diff.engine import AttributeChange
 from phoenix.diff.attributes import render_value

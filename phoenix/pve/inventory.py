@@ -20,7 +20,7 @@ from phoenix.pve.answer import PVEAnswerError, expect_list, int_field, str_field
 from phoenix.pve.client import PVEApiError, PVEClient
 from phoenix.pve.pending import PendingConfig, parse_pending
 
-__all__ = ["VMFacts", "Inventory", "read_inventory"]
+__all__ = ["VMFacts", "Inventory", "read_inventory", "template_vmids"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,14 @@ def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_wo
                     inventory.vms[facts.vmid] = facts
     inventory.request_count = client.request_count - before
     return inventory
+
+
+def template_vmids(resources: list[dict[str, Any]]) -> frozenset[int]:
+    """The VMIDs ``GET /cluster/resources`` marks as QEMU templates (fields checked as in read_inventory)."""
+    where = "GET /cluster/resources"
+    return frozenset(int_field(item, "vmid", where, f"data[{index}]")
+                     for index, item in enumerate(expect_list(resources, where))
+                     if item.get("type") == "qemu" and str(item.get("template", 0)) in ("1", "True"))
 
 
 def _read_vm(client: PVEClient, entry: dict[str, Any]) -> VMFacts | None:
