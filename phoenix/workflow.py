@@ -171,8 +171,10 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
     from phoenix.plan.build import PlanOptions, build_plan
     from phoenix.plan.render import plan_json, render_plan
 
+    from phoenix.plan.seal import save_sealed, sealed_state
+
     store = state_store(opts)
-    state = store.read()
+    state = store.read() if out is None else sealed_state(store)   # a saved plan needs the state's key on disk
     with connect(opts) as conn:
         facts = read_facts(opts, conn, state, guest=guest)
     plan = build_plan(facts.cfg, state, facts.inventory,
@@ -184,7 +186,7 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
     else:
         render_plan(plan, console())
     if out is not None:
-        plan.save(out)
+        save_sealed(plan, out, state)
         if not as_json:
             console().print(f"\nSaved the plan to {markup_safe(out)}. Apply exactly it with: phoenix apply {markup_safe(out)}")
     return 2 if detailed_exitcode and plan.has_changes else 0
@@ -196,7 +198,7 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
                   parallelism: int, allow_reboot: bool, replace: list[int], per_node: int | None = None,
                   guest: bool = False, guest_timeout: int | None = None) -> int:
     from phoenix.plan.build import PlanOptions, build_plan
-    from phoenix.plan.model import Plan
+    from phoenix.plan.seal import check_narrowed, load_sealed
 
     store = state_store(opts)
     with store.lock("apply"):
@@ -204,8 +206,13 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
         with connect(opts) as conn:
             facts = read_facts(opts, conn, state, guest=guest and plan_file is None)
             if plan_file is not None:
-                plan = Plan.load(plan_file)
+                plan = load_sealed(plan_file, state)      # MAC and lineage: refuses an edited plan
                 check_saved_plan(plan, facts)
+                rebuilt = build_plan(facts.cfg, state, facts.inventory, PlanOptions(
+                    targets=set(plan.options.get("targets", [])), allow_reboot=bool(plan.options.get("allow_reboot")),
+                    replace=set(plan.options.get("replace", []))), desired_fingerprint=facts.desired_fingerprint,
+                    outdated_templates=facts.outdated_templates)
+                check_narrowed(plan, rebuilt)             # only steps the desired file produces run
             else:
                 plan = build_plan(facts.cfg, state, facts.inventory,
                                   PlanOptions(targets=set(targets), allow_reboot=allow_reboot, replace=set(replace),

@@ -9,6 +9,8 @@ plan recorded.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from phoenix.diff.engine import AttributeChange
 from phoenix.errors import PhoenixError
 from phoenix.plan.steps import Step, step_from_json
+from phoenix.text import printable
 
 # 2.0: typed steps (``deliver_user_data`` carries the template's agent fact); a 1.0 plan is refused.
 FORMAT_VERSION = "2.0"
@@ -113,20 +116,43 @@ class Plan:
                                        "options", "warnings", "guest_drift") if k in data}
         return cls(resource_changes=changes, resource_drift=drift, **fields)
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, mac: Callable[[dict[str, Any]], str] | None = None) -> None:
+        """Write the plan atomically, mode 0600 from creation; ``mac`` seals it (phoenix/plan/seal.py)."""
+        data = self.to_json()
+        if mac is not None:
+            data["mac"] = mac(data)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: Path) -> "Plan":
         try:
-            return cls.from_json(json.loads(path.read_text()))
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             raise PhoenixError(f"{path}: no such plan file") from None
-        except (ValueError, TypeError, KeyError) as exc:
-            raise PhoenixError(f"{path}: not a phoenix plan file ({exc})") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise PhoenixError(f"{path}: not a phoenix plan file ({type(exc).__name__})") from None
+        return cls.load_data(data, path)
+
+    @classmethod
+    def load_data(cls, data: Any, path: Path) -> "Plan":
+        """``from_json`` with every malformed field a one-line error naming the file."""
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
+            return cls.from_json(data)
+        except PhoenixError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PhoenixError(f"{path}: not a phoenix plan file ({printable(exc)})") from None
 
 
 def _terraform_actions(action: str) -> list[str]:

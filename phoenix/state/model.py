@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -111,6 +112,9 @@ class State(BaseModel):
                          pattern=r"^[A-Za-z0-9-]+$")
     serial: int = 0
     resources: dict[str, ResourceState] = Field(default_factory=dict)
+    # The key of the MAC that binds a saved plan to this state (phoenix/plan/seal.py).  Unlike the
+    # lineage, which every plan file names, it never leaves the state file (mode 0600).
+    plan_key: str = Field(default_factory=lambda: secrets.token_hex(32), pattern=r"^[0-9a-f]{64}$", repr=False)
 
     @field_validator("resources")
     @classmethod
