@@ -35,12 +35,17 @@ class HostileServer:
     tls_dir: Path
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    wrong_name: bool = False            # serve a certificate (from the same CA) for another host name
 
     def __post_init__(self) -> None:
         files = ensure_tls(self.tls_dir)
         self.ca_file = files.ca_file
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._context.load_cert_chain(files.cert_file, files.key_file)
+        if self.wrong_name:
+            cert, key = _cert_for_another_name(files.ca_file.parent)
+            self._context.load_cert_chain(cert, key)
+        else:
+            self._context.load_cert_chain(files.cert_file, files.key_file)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
@@ -88,6 +93,32 @@ class HostileServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _cert_for_another_name(tls_dir: Path) -> tuple[Path, Path]:
+    """A server certificate signed by the test CA, valid only for ``not-this-host.example``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_key = serialization.load_pem_private_key((tls_dir / "ca-key.pem").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((tls_dir / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not-this-host.example")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("not-this-host.example")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_file, key_file = tls_dir / "wrong-name.pem", tls_dir / "wrong-name-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
 
 
 def _read_request(conn: ssl.SSLSocket) -> Request | None:

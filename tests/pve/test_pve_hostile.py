@@ -177,3 +177,11 @@ def test_plan_against_a_hostile_pve_is_one_line_never_an_empty_cluster(server, t
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "\x1b" not in done.stderr and "cfs \\x1b]2;pwned\\x07 [blink]down[/blink] (HTTP 500)" in done.stderr
+
+
+def test_wrong_host_name_names_the_host_not_the_ca_file(tmp_path):
+    with HostileServer(tmp_path / "tls", wrong_name=True) as wrong:
+        wrong.behaviours["/nodes"] = json_answer({"data": []})
+        text = error_of(wrong, "/nodes")
+    assert "not valid for 127.0.0.1" in text and "PROXMOX_VE_ENDPOINT" in text
+    assert "PROXMOX_VE_CA_FILE" not in text
