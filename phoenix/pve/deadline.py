@@ -15,8 +15,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import urllib3
@@ -96,31 +94,36 @@ _local = threading.local()
 
 
 class Scope:
-    """The deadline of one request; ``expired`` turns true when the watchdog cut it off."""
+    """The deadline of one request; ``expired`` turns true when the watchdog cut it off.
+
+    Used as a context manager (:func:`whole_answer_within`): while entered it is the thread's
+    current scope, which the connection classes below consult.
+    """
+
+    __slots__ = ("seconds", "deadline", "expired", "_armed", "_outer")
 
     def __init__(self, seconds: float | None):
         self.seconds = seconds                 # None: no deadline (an upload, bounded per read)
         self.deadline = time.monotonic() + seconds if seconds is not None else float("inf")
         self.expired = False
         self._armed: dict[int, _Armed] = {}
+        self._outer: Scope | None = None
 
-    def remaining(self) -> float:
-        return max(0.001, self.deadline - time.monotonic())
-
-    def watch(self, sock: Any) -> None:
-        """Cut ``sock`` off at the deadline (once per socket and scope)."""
-        try:
-            fd = sock.fileno()
-            inode = os.fstat(fd).st_ino
-        except (OSError, ValueError, AttributeError):
-            return
+    def watch(self, fd: int, inode: int) -> None:
+        """Cut the socket ``fd`` (with ``inode``) off at the deadline (once per socket and scope)."""
         if fd < 0 or fd in self._armed or self.seconds is None:
             return
         entry = _Armed(fd, inode, self)
         self._armed[fd] = entry
         _WATCHDOG.arm(entry)
 
-    def close(self) -> None:
+    def __enter__(self) -> "Scope":
+        self._outer = getattr(_local, "scope", None)
+        _local.scope = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _local.scope = self._outer
         for entry in self._armed.values():
             _WATCHDOG.disarm(entry)
         self._armed.clear()
@@ -130,27 +133,32 @@ def current_scope() -> Scope | None:
     return getattr(_local, "scope", None)
 
 
-@contextmanager
-def whole_answer_within(seconds: float | None) -> Iterator[Scope]:
-    """Run one request (send + read the whole answer) under a deadline of ``seconds`` (None: none)."""
-    scope = Scope(seconds)
-    outer = current_scope()
-    _local.scope = scope
+def whole_answer_within(seconds: float | None) -> Scope:
+    """``with whole_answer_within(s) as scope:`` — one request (send + whole answer) within ``s`` seconds."""
+    return Scope(seconds)
+
+
+def _identity(sock: Any) -> tuple[int, int] | None:
+    """(fd, inode) of a socket: the inode tells a reused fd from the socket that was registered."""
     try:
-        yield scope
-    finally:
-        _local.scope = outer
-        scope.close()
+        fd = sock.fileno()
+        return fd, os.fstat(fd).st_ino
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class _DeadlineHTTPSConnection(HTTPSConnection):
-    """Registers the TCP socket before the TLS handshake, so a dribbled handshake is cut off too."""
+    """Registers the TCP socket before the TLS handshake, so a dribbled handshake is cut off too;
+    remembers its identity, so a kept-alive connection is registered without a system call."""
+
+    phoenix_identity: tuple[int, int] | None = None
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
+        self.phoenix_identity = _identity(sock)
         scope = current_scope()
-        if scope is not None:
-            scope.watch(sock)
+        if scope is not None and self.phoenix_identity is not None:
+            scope.watch(*self.phoenix_identity)
         return sock
 
 
@@ -163,7 +171,9 @@ class DeadlineHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
         super()._validate_conn(conn)
         scope = current_scope()
         if scope is not None and conn.sock is not None:
-            scope.watch(conn.sock)
+            identity = getattr(conn, "phoenix_identity", None) or _identity(conn.sock)
+            if identity is not None:
+                scope.watch(*identity)
 
 
 class DeadlineAdapter(HTTPAdapter):
