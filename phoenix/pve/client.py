@@ -202,7 +202,7 @@ class PVEClient:
                     raise
             if scope.expired:   # cut off mid-headers, http.client may have taken the EOF for their end
                 raise _AnswerDeadline("the answer was cut off at the deadline")
-            return _interpret(status, reason, location, body, method, path)
+            return interpret_answer(status, reason, location, body, method, path)
 
         try:
             return self.policy.call(once, retry_if=lambda exc: is_transient_exception(exc, method))
@@ -342,7 +342,7 @@ class _AnswerDeadline(requests.exceptions.ReadTimeout):
     """The whole answer did not arrive within the deadline (the watchdog cut the connection)."""
 
 
-def _interpret(status: int, reason: str, location: str, body: bytes, method: str, path: str) -> Any:
+def interpret_answer(status: int, reason: str, location: str, body: bytes, method: str, path: str) -> Any:
     """PVE's answer → its ``data``, or the one-line error it amounts to."""
     where = f"{method} {path}"
     if 300 <= status < 400:
@@ -401,7 +401,7 @@ def _ticket_login(settings: ConnectionSettings) -> tuple[str, str]:
         session.close()
     if response.status_code in (401, 403):
         raise PhoenixError(f"authentication failed for {settings.username} at {settings.endpoint}")
-    data = expect_dict(_interpret(response.status_code, response.reason or "", response.headers.get("location", ""),
+    data = expect_dict(interpret_answer(response.status_code, response.reason or "", response.headers.get("location", ""),
                                   body, "POST", "/access/ticket"), where)
     if data.get("NeedTFA"):
         raise PhoenixError(f"{settings.username} needs a second factor to log in; use an API token "

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import requests
+import urllib3
 from requests_toolbelt import MultipartEncoder
 
-from phoenix.pve.client import PVEApiError, PVEClient, _connection_error, join_path
+from phoenix.pve.answer import read_body
+from phoenix.pve.client import PVEClient, _connection_error, interpret_answer, join_path
 from phoenix.pve.retry import is_transient_exception
 
 __all__ = ["upload_file", "BLOCK"]
@@ -66,15 +68,16 @@ def upload_file(client: PVEClient, node: str, storage: str, path: Path, filename
                 session, "POST", base_url + api_path, data=body,
                 headers={"Content-Type": encoder.content_type},
                 cookies=auth.get_cookies() if hasattr(auth, "get_cookies") else None,
-                verify=getattr(auth, "verify_ssl", True), timeout=getattr(auth, "timeout", 60))
-        if response.status_code != 200:
-            try:
-                errors = response.json().get("errors")
-            except ValueError:
-                errors = None
-            raise PVEApiError(response.status_code, response.reason or "", errors if isinstance(errors, dict) else {},
-                              "POST", api_path)
-        return response.json().get("data")
+                verify=getattr(auth, "verify_ssl", True), timeout=getattr(auth, "timeout", 60),
+                allow_redirects=False, stream=True)       # the answer is read like every other (capped, checked)
+        try:
+            answer = read_body(response.raw, f"POST {api_path}")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.exceptions.ConnectionError(str(exc)) from None
+        finally:
+            response.close()
+        return interpret_answer(response.status_code, response.reason or "", response.headers.get("location", ""),
+                                answer, "POST", api_path)
 
     try:
         upid = client.policy.call(once, retry_if=lambda exc: is_transient_exception(exc, "POST"))
