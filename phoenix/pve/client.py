@@ -215,13 +215,7 @@ class PVEClient:
         url = self.api(path.strip("/"))._store["base_url"]
         payload = {"data": dict(params)} if method in ("POST", "PUT") else {"params": dict(params)}
         response = self._session.request(method, url, stream=True, allow_redirects=False, **payload)
-        try:
-            try:
-                body = read_body(response.raw, f"{method} {path}")
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise requests.exceptions.ConnectionError(str(exc)) from None
-        finally:
-            response.close()
+        body = read_response(response, f"{method} {path}")
         return response.status_code, response.reason or "", response.headers.get("location", ""), body
 
     def get_list(self, path: str, **params: Any) -> list[dict[str, Any]]:
@@ -338,6 +332,17 @@ def _verify(settings: ConnectionSettings) -> bool | str:
     return verify
 
 
+def read_response(response: requests.Response, where: str) -> bytes:
+    """The whole body of a streamed requests answer (capped, see ``read_body``), the answer always closed;
+    a connection cut mid-body is a requests ``ConnectionError`` for the retry policy."""
+    try:
+        return read_body(response.raw, where)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ConnectionError(str(exc)) from None
+    finally:
+        response.close()
+
+
 class _AnswerDeadline(requests.exceptions.ReadTimeout):
     """The whole answer did not arrive within the deadline (the watchdog cut the connection)."""
 
@@ -385,12 +390,7 @@ def _ticket_login(settings: ConnectionSettings) -> tuple[str, str]:
                 response = session.post(f"{settings.endpoint}/api2/json/access/ticket", data=credentials,
                                         verify=_verify(settings), timeout=settings.timeout, stream=True,
                                         allow_redirects=False)
-                try:
-                    body = read_body(response.raw, where)
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise requests.exceptions.ConnectionError(str(exc)) from None
-                finally:
-                    response.close()
+                body = read_response(response, where)
             except requests.RequestException as exc:
                 if scope.expired:
                     raise _AnswerDeadline(str(exc)) from None

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import requests
-import urllib3
 from requests_toolbelt import MultipartEncoder
 
-from phoenix.pve.answer import read_body
-from phoenix.pve.client import PVEClient, _connection_error, interpret_answer, join_path
+from phoenix.pve.client import PVEClient, _connection_error, interpret_answer, join_path, read_response
 from phoenix.pve.retry import is_transient_exception
 
 __all__ = ["upload_file", "BLOCK"]
@@ -70,12 +68,7 @@ def upload_file(client: PVEClient, node: str, storage: str, path: Path, filename
                 cookies=auth.get_cookies() if hasattr(auth, "get_cookies") else None,
                 verify=getattr(auth, "verify_ssl", True), timeout=getattr(auth, "timeout", 60),
                 allow_redirects=False, stream=True)       # the answer is read like every other (capped, checked)
-        try:
-            answer = read_body(response.raw, f"POST {api_path}")
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise requests.exceptions.ConnectionError(str(exc)) from None
-        finally:
-            response.close()
+        answer = read_response(response, f"POST {api_path}")
         return interpret_answer(response.status_code, response.reason or "", response.headers.get("location", ""),
                                 answer, "POST", api_path)
 

@@ -10,6 +10,8 @@ import json
 import shutil
 import stat
 
+import pytest
+
 from phoenix.plan.seal import _mac
 
 
@@ -50,36 +52,25 @@ def test_edited_plan_is_refused_by_its_mac(phoenix_cli, proxmox, tmp_path):
     _applied_and_untouched(phoenix_cli, proxmox, plan_file, "the saved plan was changed after 'phoenix plan' wrote it")
 
 
-def test_resealed_plan_still_cannot_write_foreign_options(phoenix_cli, proxmox, tmp_path):
-    plan_file = tmp_path / "plan.json"
-    assert phoenix_cli("plan", "--out", str(plan_file)).exit_code == 0
-    data = json.loads(plan_file.read_text())
-    _configure(data, "vm.8001")["args"]["attributes"].update(hookscript="local:snippets/evil.sh", args="-evil")
-    _reseal(data, phoenix_cli.state)
-    plan_file.write_text(json.dumps(data))
-    _applied_and_untouched(phoenix_cli, proxmox, plan_file,
-                           "vm.8001 would write args, hookscript, which is not a setting phoenix manages")
-
-
-def test_resealed_plan_cannot_change_a_value_the_file_does_not_produce(phoenix_cli, proxmox, tmp_path):
-    plan_file = tmp_path / "plan.json"
-    assert phoenix_cli("plan", "--out", str(plan_file)).exit_code == 0
-    data = json.loads(plan_file.read_text())
-    _configure(data, "vm.8001")["args"]["attributes"]["cores"] = 64
-    _reseal(data, phoenix_cli.state)
-    plan_file.write_text(json.dumps(data))
-    _applied_and_untouched(phoenix_cli, proxmox, plan_file, "is not what the desired file produces")
-
-
-def test_resealed_plan_cannot_add_a_step(phoenix_cli, proxmox, tmp_path):
-    plan_file = tmp_path / "plan.json"
-    assert phoenix_cli("plan", "--out", str(plan_file)).exit_code == 0
-    data = json.loads(plan_file.read_text())
+def _add_step(data: dict) -> None:
     rc = next(rc for rc in data["resource_changes"] if rc["address"] == "vm.8001")
     rc["steps"].insert(0, {"op": "destroy", "args": {}, "note": ""})
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda d: _configure(d, "vm.8001")["args"]["attributes"].update(hookscript="local:snippets/evil.sh", args="-x"),
+     "vm.8001 would write args, hookscript, which is not a setting phoenix manages"),
+    (lambda d: _configure(d, "vm.8001")["args"]["attributes"].update(cores=64), "is not what the desired file produces"),
+    (_add_step, "is not what the desired file produces"),
+], ids=["foreign-options", "changed-value", "added-step"])
+def test_resealed_plan_runs_only_what_the_desired_file_produces(phoenix_cli, proxmox, tmp_path, edit, expect):
+    plan_file = tmp_path / "plan.json"
+    assert phoenix_cli("plan", "--out", str(plan_file)).exit_code == 0
+    data = json.loads(plan_file.read_text())
+    edit(data)
     _reseal(data, phoenix_cli.state)
     plan_file.write_text(json.dumps(data))
-    _applied_and_untouched(phoenix_cli, proxmox, plan_file, "is not what the desired file produces")
+    _applied_and_untouched(phoenix_cli, proxmox, plan_file, expect)
 
 
 def test_plan_for_another_state_is_refused(phoenix_cli, proxmox, tmp_path):
