@@ -255,7 +255,7 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
         return 1
     out.print()
     def provision(client: Any, spec: Any, reporter: Any) -> Any:
-        return provision_for_plan(client, spec, reporter, simulated=conn.simulated or None)
+        return provision_for_plan(client, spec, reporter, owner=facts.state.lineage, simulated=conn.simulated or None)
 
     runtime = ApplyRuntime(client=conn.client, cfg=facts.cfg, journal=Journal(store, facts.state),
                            reporter=ConsoleReporter(out),

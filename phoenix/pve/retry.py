@@ -6,8 +6,12 @@ reach the node), a 5xx whose message says a lock or a connection timed out (``go
 ``storage 'x' does not exist`` — is permanent and surfaces at once with PVE's message.
 
 Requests that change things (POST/PUT/DELETE) are retried only when they certainly did not
-reach PVE's handler: an HTTP error answer or a failed connect.  A read timeout on a POST may
-already have started a task, so it is not retried blindly; the caller sees it.
+reach PVE's handler: an HTTP error answer or a connection that was never established.  A read
+timeout, or a connection reset after the request was sent, may mean PVE already acted (a create
+or clone whose answer was lost): it is never re-sent blindly; the caller sees
+:class:`~phoenix.pve.client.PVEConnectionError` and settles it by reading back (see
+``phoenix.pve.settle``).  A plain 500 is permanent: PVE uses it for most permanent errors
+(``storage 'x' does not exist``, ``VM 100 already exists``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import TypeVar
 
 import requests
 import tenacity
+import urllib3
 
-__all__ = ["RetryPolicy", "DEFAULT_POLICY", "is_transient_message", "is_transient_status"]
+__all__ = ["RetryPolicy", "DEFAULT_POLICY", "is_transient_message", "is_transient_status", "is_transient_exception",
+           "never_connected"]
 
 T = TypeVar("T")
 
@@ -56,7 +62,31 @@ def is_transient_exception(exc: BaseException, method: str = "GET") -> bool:
         return False  # a certificate problem does not heal by waiting
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return method.upper() == "GET"
-    return isinstance(exc, requests.exceptions.ConnectionError)
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    return method.upper() == "GET" or never_connected(exc)
+
+
+def never_connected(exc: BaseException) -> bool:
+    """True when the connection was never established (refused, DNS, connect timeout), so the
+    request cannot have reached PVE; False for a reset or drop after it was sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            return True
+        if isinstance(current, urllib3.exceptions.MaxRetryError):
+            pending.append(current.reason)
+        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        pending.append(current.__cause__)
+        pending.append(current.__context__)
+    return False
 
 
 @dataclass(frozen=True)

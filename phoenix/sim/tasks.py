@@ -171,6 +171,9 @@ class TaskManager:
         spawned = getattr(self._local, "spawned", None)
         if spawned is not None:
             spawned.append(task)
+        # Recorded while it runs: a simulator killed now shows it after a restart as PVE shows a task
+        # whose worker died (stopped, "unexpected status"), and the lock it held stays behind.
+        self._save_archive()
         thread = threading.Thread(target=self._run, args=(task, work), name=f"task-{type}-{pid:X}", daemon=True)
         thread.start()
         return upid
@@ -254,7 +257,7 @@ class TaskManager:
                 if self._archive_written >= wanted:
                     return
                 covered = self._archive_wanted
-                recent = list(self._finished.values())[-MAX_PERSISTED:]
+                recent = list(self._finished.values())[-MAX_PERSISTED:] + list(self._running.values())
                 payload = {"tasks": [t.to_json() for t in recent]}
             try:
                 atomic_write_text(self._archive_file, json.dumps(payload, separators=(",", ":")) + "\n")

@@ -25,6 +25,7 @@ class LocalSnippets:
     def put(self, node: str, storage: str, name: str, content: bytes) -> str:
         directory = self._dir(node, storage)
         directory.mkdir(parents=True, exist_ok=True)
+        _remove_temp_files(directory, name)
         fd, tmp = tempfile.mkstemp(prefix=f".{check_name(name)}.", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -39,7 +40,9 @@ class LocalSnippets:
         return volid_for(storage, name)
 
     def remove(self, node: str, storage: str, name: str) -> None:
-        (Path(snippets_directory(self.client, node, storage, self.storage_roots)) / check_name(name)).unlink(missing_ok=True)
+        directory = Path(snippets_directory(self.client, node, storage, self.storage_roots))
+        (directory / check_name(name)).unlink(missing_ok=True)
+        _remove_temp_files(directory, name)
 
     def exists(self, node: str, storage: str, name: str) -> bool:
         return (Path(snippets_directory(self.client, node, storage, self.storage_roots)) / check_name(name)).is_file()
@@ -47,3 +50,10 @@ class LocalSnippets:
     def read(self, node: str, storage: str, name: str) -> bytes | None:
         path = Path(snippets_directory(self.client, node, storage, self.storage_roots)) / check_name(name)
         return path.read_bytes() if path.is_file() else None
+
+
+def _remove_temp_files(directory: Path, name: str) -> None:
+    """Temp files of ``name`` that an interrupted write left (``.<name>.<random>``): only phoenix writes
+    them, one writer per VM's snippet at a time (the state lock), so any found now is a leftover."""
+    for leftover in directory.glob(f".{check_name(name)}.*"):
+        leftover.unlink(missing_ok=True)

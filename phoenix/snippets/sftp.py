@@ -109,6 +109,7 @@ class SftpSnippets:
         tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
         with self._sftp(node) as sftp:
             _mkdirs(sftp, directory)
+            _remove_temp_files(sftp, directory, name)
             try:
                 with _create_private(sftp, tmp) as handle:
                     handle.write(content)
@@ -123,11 +124,13 @@ class SftpSnippets:
         return volid_for(storage, name)
 
     def remove(self, node: str, storage: str, name: str) -> None:
+        path = self._remote_path(node, storage, name)
         with self._sftp(node) as sftp:
             try:
-                sftp.remove(self._remote_path(node, storage, name))
+                sftp.remove(path)
             except FileNotFoundError:
                 pass
+            _remove_temp_files(sftp, posixpath.dirname(path), name)
 
     def exists(self, node: str, storage: str, name: str) -> bool:
         with self._sftp(node) as sftp:
@@ -182,3 +185,18 @@ def _mkdirs(sftp: paramiko.SFTPClient, directory: str) -> None:
             current = posixpath.dirname(current)
     for path in reversed(parts):
         sftp.mkdir(path)
+
+
+def _remove_temp_files(sftp: paramiko.SFTPClient, directory: str, name: str) -> None:
+    """``.<name>.<hex>.tmp`` files an interrupted put left (see :meth:`SftpSnippets.put`)."""
+    prefix = f".{check_name(name)}."
+    try:
+        entries = sftp.listdir(directory)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.startswith(prefix) and entry.endswith(".tmp"):
+            try:
+                sftp.remove(posixpath.join(directory, entry))
+            except FileNotFoundError:
+                pass

@@ -237,12 +237,23 @@ class StateStore:
         info = state_lock.acquire()
         if state_lock.stale is not None:
             log.warning("took over a stale state lock left by %s", state_lock.stale.describe())
+        self.remove_temp_files()
         try:
             yield info
             self.fold()
         finally:
             self.journal.close()
             state_lock.release()
+
+    def remove_temp_files(self) -> list[Path]:
+        """Temp files an interrupted write left (``.<name>.<random>.tmp``, ``.<name>.backup.<pid>.tmp``).
+
+        Called with the state lock held: every writer of this state holds it, so none is in flight."""
+        removed = []
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+        return removed
 
     def lock_holder(self) -> LockInfo | None:
         """The note of the current (or stale) lock, for status output."""

@@ -20,7 +20,8 @@ def provision_command(config_path: Path, vmid: int | None = None, *, state_path:
                       image_storage: str | None = None, client=None, reporter=None) -> int:
     """Provision template ``vmid`` (every declared template when None); 0 on success.
 
-    Existing templates are reported and left alone.  ``sim`` connects to the embedded simulator
+    Existing templates are reported and left alone.  The templates carry the ownership marker of
+    the state at ``state_path`` (its lineage is written first if the state is new).  ``sim`` connects to the embedded simulator
     and allows the visible ``simulated: ...`` stand-ins; ``client`` (tests, embedding) skips connecting.
     """
     from phoenix.desired import load_desired
@@ -37,13 +38,20 @@ def provision_command(config_path: Path, vmid: int | None = None, *, state_path:
     if not templates:
         raise PhoenixError(f"{config_path}: declares no templates")
     report = as_reporter(reporter)
+    from phoenix.state.store import StateStore
+
+    store = StateStore(state_path)
 
     def run(active_client, simulated: bool, storage_roots=None) -> int:
         simulated = simulated or talks_to_simulator(active_client)
-        for spec in templates:
-            ensure_template(active_client, spec, cache_dir=cache_dir or default_cache_dir(), reporter=report,
-                            simulated=simulated, on_pve_host=on_pve_host, image_storage=image_storage,
-                            storage_roots=storage_roots)
+        with store.lock("template provision"):
+            state = store.read()
+            if state.serial == 0:
+                store.write(state)      # the template's ownership marker names this lineage: keep it
+            for spec in templates:
+                ensure_template(active_client, spec, owner=state.lineage, cache_dir=cache_dir or default_cache_dir(),
+                                reporter=report, simulated=simulated, on_pve_host=on_pve_host,
+                                image_storage=image_storage, storage_roots=storage_roots)
         return 0
 
     if client is not None:

@@ -21,17 +21,18 @@ from pathlib import Path
 from phoenix.errors import PhoenixError
 from phoenix.template.checksum import Checksum
 
-__all__ = ["import_filename", "find_import_storage", "storage_path", "volume_exists", "download_on_pve",
+__all__ = ["import_filename", "is_staging_name", "find_import_storage", "storage_path", "volume_exists", "download_on_pve",
            "upload", "place_on_host", "remove_volume", "task_log"]
 
 _IMPORT_EXT = (".qcow2", ".raw", ".vmdk", ".ova")
 
 
-def import_filename(source_name: str, checksum: Checksum | None, vmid: int) -> str:
-    """``noble-server-cloudimg-amd64.img`` → ``noble-server-cloudimg-amd64-<12 hex>-<vmid>.qcow2``.
+def import_filename(source_name: str, checksum: Checksum | None, vmid: int, tag: str = "") -> str:
+    """``noble-server-cloudimg-amd64.img`` → ``noble-server-cloudimg-amd64-<12 hex>-<vmid>-<tag>.qcow2``.
 
     The template's VMID is part of the name: two templates built from one image at the same time
-    must not share (and clean up) one staging file."""
+    must not share (and clean up) one staging file; ``tag`` (the state's owner tag) keeps two
+    states building the same VMID apart, and lets a leftover sweep remove only its own files."""
     stem = source_name
     for ext in (".img", *_IMPORT_EXT):
         if stem.endswith(ext):
@@ -39,7 +40,14 @@ def import_filename(source_name: str, checksum: Checksum | None, vmid: int) -> s
             break
     stem = re.sub(r"[^a-zA-Z0-9\-.+=_]", "_", stem) or "image"
     suffix = f"-{checksum.value[:12]}" if checksum is not None else ""
-    return f"{stem}{suffix}-{vmid}.qcow2"
+    return f"{stem}{suffix}-{vmid}{f'-{tag}' if tag else ''}.qcow2"
+
+
+def is_staging_name(volid: str, vmid: int, tag: str) -> bool:
+    """Does ``volid`` (``<storage>:import/<file>``) name a staging image of template ``vmid`` made by
+    the state whose owner tag is ``tag``?"""
+    name = volid.split(":", 1)[-1].removeprefix("import/")
+    return "/" not in name and name.endswith(f"-{vmid}-{tag}.qcow2")
 
 
 def find_import_storage(client, node: str, preferred: str | None = None) -> str:

@@ -1,9 +1,19 @@
 """ensure_template: cloud image → verified (and customised) → imported VM → PVE template.
 
-Idempotent by VMID: an existing template is reported and left alone (no API writes); a normal
-VM on that VMID is an error, never converted.  One create call imports the disk
-(``scsi0=<pool>:0,import-from=<volid>``) and sets the whole config; then the VM becomes a
-template.  If anything fails, the half-made VM and the staging image phoenix placed are removed.
+Idempotent by VMID, and only ever touching what this state made (its ownership marker,
+:mod:`phoenix.pve.ownership`, is in the create request's ``description``):
+
+* an existing template is reported and left alone (no API writes);
+* a VM of ours that is not a template yet (a run interrupted between create and conversion) is
+  finished — converted when its disk was imported, otherwise removed and rebuilt;
+* any other VM on that VMID (no marker, or another state's) is an error naming ``phoenix import``;
+* a VM locked by a create whose task died is a :class:`~phoenix.pve.locks.StaleLockError`.
+
+One create call imports the disk (``scsi0=<pool>:0,import-from=<volid>``) and sets the whole
+config; then the VM becomes a template.  A create whose answer was lost is never sent again: it
+is settled by reading the VM back.  If anything fails, the half-made VM (only if ours) and the
+staging image are removed; staging images and cache work directories that an interrupted run
+left (names carrying this state's owner tag) are removed on the next run.
 """
 
 from __future__ import annotations
@@ -14,11 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoenix.errors import PhoenixError
+from phoenix.pve.client import PVEApiError, PVEConnectionError
+from phoenix.pve.locks import StaleLockError, wait_unlocked
+from phoenix.pve.ownership import NotOwnedError, owner_tag, ownership, with_marker
+from phoenix.pve.settle import settle_create
 from phoenix.template import delivery
 from phoenix.template.checksum import Checksum, fetch_text, image_source_name, is_loopback_url, resolve_checksum
 from phoenix.template.customize import (copy_for_customisation, customize_args, customize_image,
                                         libguestfs_available)
 from phoenix.template.download import download_verified, hash_file
+from phoenix.template.leftovers import remove_cache_leftovers, remove_staging_leftovers
 from phoenix.template.report import Reporter, as_reporter
 from phoenix.template.simulated import mark_agent_installed, write_synthetic_qcow2
 from phoenix.template.status import AGENT_TAG, agent_baked, find_vm, first_node, parse_marker, render_marker
@@ -30,6 +45,7 @@ DEFAULT_POOL = "local-lvm"
 DEFAULT_BRIDGE = "vmbr0"
 SIM_VERSION_MARK = "phoenix-sim"   # what phoenix's simulator puts into GET /version's ``repoid``/``release``
 CACHE_ENV = "PHOENIX_IMAGE_CACHE"
+CREATE_WAIT_S = 600                # a create that imports a large image may take minutes
 
 
 @dataclass
@@ -50,36 +66,41 @@ class _Staged:
     agent_baked: bool
 
 
-def ensure_template(client, spec, *, cache_dir: Path, reporter=None, simulated: bool = False,
+def ensure_template(client, spec, *, owner: str, cache_dir: Path, reporter=None, simulated: bool = False,
                     on_pve_host: bool = False, image_storage: str | None = None, customize: bool | None = None,
                     storage_roots=None) -> TemplateResult:
     """Make template ``spec.vmid`` exist (see module doc); returns what happened.
 
-    ``simulated`` (set by ``phoenix --sim``) allows the visible stand-ins of
-    :mod:`phoenix.template.simulated` for what cannot happen offline.  ``on_pve_host`` places a
-    local image straight into the storage directory instead of uploading it (``storage_roots``:
-    ``fn(node, storage) -> Path`` when that directory is not GET /storage's ``path``).
-    ``customize`` None bakes the agent when virt-customize is installed; False never does.
+    ``owner`` is the state's lineage (the marker written into the template).  ``simulated`` (set by
+    ``phoenix --sim``) allows the visible stand-ins of :mod:`phoenix.template.simulated` for what
+    cannot happen offline.  ``on_pve_host`` places a local image straight into the storage directory
+    instead of uploading it (``storage_roots``: ``fn(node, storage) -> Path`` when that directory is
+    not GET /storage's ``path``).  ``customize`` None bakes the agent when virt-customize is
+    installed; False never does.
     """
     report = _Recorder(as_reporter(reporter))
-    existing = _existing_template(client, spec)
-    if existing is not None:
+    remove_cache_leftovers(Path(cache_dir), spec.vmid, owner)
+    existing = _existing_template(client, spec, owner, report, image_storage)
+    if isinstance(existing, TemplateResult):
         report.info(existing.message)
         return existing
-    node = spec.node or first_node(client)
+    node = existing or spec.node or first_node(client)
     storage_id = delivery.find_import_storage(client, node, image_storage)
+    remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report)
     checksum = _resolve_checksum(spec, simulated, report)
     staged: _Staged | None = None
     try:
         if _delivery_mode(spec) == "pve":
-            staged = _stage_on_pve(client, node, storage_id, spec, checksum, report)
+            staged = _stage_on_pve(client, node, storage_id, spec, checksum, owner, report)
         else:
-            staged = _stage_local(client, node, storage_id, spec, checksum, Path(cache_dir), report,
+            staged = _stage_local(client, node, storage_id, spec, checksum, Path(cache_dir), owner, report,
                                   simulated=simulated, on_pve_host=on_pve_host, customize=customize,
                                   storage_roots=storage_roots)
-        _create_template(client, node, spec, staged, checksum, report)
-    except BaseException:
-        _clean_up(client, node, spec.vmid, staged, report)
+        _create_template(client, node, spec, staged, checksum, owner, report)
+    except BaseException as exc:
+        if not isinstance(exc, (NotOwnedError, StaleLockError)):
+            _clean_up(client, node, spec.vmid, owner, report)
+        _remove_staging(client, node, staged, report)
         raise
     _remove_staging(client, node, staged, report)
     baked = "baked into the image" if staged.agent_baked else "to be installed by cloud-init at first boot"
@@ -89,7 +110,7 @@ def ensure_template(client, spec, *, cache_dir: Path, reporter=None, simulated: 
                           report.simulated_lines, message)
 
 
-def provision_for_plan(client, spec, reporter=None, *, simulated: bool | None = None,
+def provision_for_plan(client, spec, reporter=None, *, owner: str, simulated: bool | None = None,
                        cache_dir: Path | None = None, on_pve_host: bool = False) -> TemplateResult:
     """The plan's "ensure template" step: :func:`ensure_template` with the default cache.
 
@@ -97,7 +118,7 @@ def provision_for_plan(client, spec, reporter=None, *, simulated: bool | None = 
     """
     if simulated is None:
         simulated = talks_to_simulator(client)
-    return ensure_template(client, spec, cache_dir=cache_dir or default_cache_dir(), reporter=reporter,
+    return ensure_template(client, spec, owner=owner, cache_dir=cache_dir or default_cache_dir(), reporter=reporter,
                            simulated=simulated, on_pve_host=on_pve_host)
 
 
@@ -148,23 +169,66 @@ def template_create_params(spec, volid: str, description: str, agent_baked: bool
 
 # --- steps ----------------------------------------------------------------------------------------
 
-def _existing_template(client, spec) -> TemplateResult | None:
+def _existing_template(client, spec, owner: str, report, image_storage: str | None) -> TemplateResult | str | None:
+    """What is at ``spec.vmid`` now: a finished template (its result), the node of nothing-yet-made
+    (after removing a half-made VM of ours), or None (nothing there).  Foreign VMs and stale locks raise."""
     entry = find_vm(client, spec.vmid)
     if entry is None:
         return None
     node = entry["node"]
     if entry.get("type", "qemu") != "qemu":
         raise PhoenixError(f"VMID {spec.vmid} is used by a container on node '{node}'; choose another template vmid")
-    config = client.get_dict(f"/nodes/{node}/qemu/{spec.vmid}/config")
-    if not int(config.get("template", 0) or 0):
-        raise PhoenixError(f"VM {spec.vmid} ('{config.get('name', '')}') on node '{node}' exists and is not a "
-                           "template; phoenix will not convert or replace it — choose another template vmid "
-                           "or remove that VM")
-    marker = parse_marker(config.get("description"))
-    return TemplateResult(spec.vmid, node, False, agent_baked(config),
-                          marker.checksum if marker else None,
-                          message=f"template {spec.vmid} ('{config.get('name', '')}') already exists on node "
-                                  f"'{node}'; nothing to do")
+    path = f"/nodes/{node}/qemu/{spec.vmid}/config"
+    config = client.get_dict(path)
+    owned = ownership(config, owner)
+    if config.get("lock") and owned.verdict in ("ours", "stub"):
+        # A create (ours, or a placeholder whose task may be ours) still running: wait; a dead one raises.
+        try:
+            config = wait_unlocked(client, node, spec.vmid, timeout=CREATE_WAIT_S, on_wait=report.info)
+        except PVEApiError as exc:
+            if "does not exist" in exc.message:      # that create failed and PVE removed its placeholder
+                return None
+            raise
+        owned = ownership(config, owner)
+    name = config.get("name", "")
+    if int(config.get("template", 0) or 0):
+        if owned.verdict == "other":
+            raise NotOwnedError(spec.vmid, name, node, owned, "ensuring the template")
+        if owned.ours:
+            storage_id = _import_storage_or_none(client, node, image_storage)
+            if storage_id:
+                remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report)
+        marker = parse_marker(config.get("description"))
+        return TemplateResult(spec.vmid, node, False, agent_baked(config), marker.checksum if marker else None,
+                              message=f"template {spec.vmid} ('{name}') already exists on node '{node}'; nothing to do")
+    if not owned.ours:
+        raise NotOwnedError(spec.vmid, name, node, owned, "ensuring the template")
+    if propstr_has_disk(config):
+        # Created and imported by an earlier run that stopped before the conversion: finish it.
+        report.info(f"VM {spec.vmid} was created by an interrupted run but not converted: converting it now")
+        client.run_task("POST", f"{path.rsplit('/', 1)[0]}/template")
+        storage_id = _import_storage_or_none(client, node, image_storage)
+        if storage_id:
+            remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report)
+        marker = parse_marker(config.get("description"))
+        return TemplateResult(spec.vmid, node, True, agent_baked(config), marker.checksum if marker else None,
+                              message=f"template {spec.vmid} ('{name}') finished on node '{node}'")
+    report.info(f"removing half-made VM {spec.vmid} (ours, without its disk) to build the template again")
+    client.run_task("DELETE", path.rsplit("/", 1)[0], purge=1)
+    return node
+
+
+def propstr_has_disk(config: dict) -> bool:
+    """The imported boot disk is in the config (not just the request's ``import-from`` placeholder)."""
+    value = str(config.get("scsi0", ""))
+    return bool(value) and "import-from=" not in value and not value.startswith("none")
+
+
+def _import_storage_or_none(client, node: str, image_storage: str | None) -> str | None:
+    try:
+        return delivery.find_import_storage(client, node, image_storage)
+    except PhoenixError:
+        return None
 
 
 def _delivery_mode(spec) -> str:
@@ -181,8 +245,8 @@ def _resolve_checksum(spec, simulated: bool, report: "_Recorder") -> Checksum | 
     return None
 
 
-def _stage_on_pve(client, node, storage_id, spec, checksum, report) -> _Staged:
-    filename = delivery.import_filename(image_source_name(spec.image), checksum, spec.vmid)
+def _stage_on_pve(client, node, storage_id, spec, checksum, owner: str, report) -> _Staged:
+    filename = delivery.import_filename(image_source_name(spec.image), checksum, spec.vmid, owner_tag(owner))
     volid = f"{storage_id}:import/{filename}"
     _remove_leftover(client, node, storage_id, volid, report)
     report.info(f"PVE downloads {spec.image.url} into {volid}"
@@ -195,7 +259,7 @@ def _stage_on_pve(client, node, storage_id, spec, checksum, report) -> _Staged:
     return _Staged(volid, True, False)
 
 
-def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, report, *, simulated: bool,
+def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, owner: str, report, *, simulated: bool,
                  on_pve_host: bool, customize: bool | None, storage_roots) -> _Staged:
     url = spec.image.url
     name = getattr(spec.image, "file_name", None) or image_source_name(spec.image)
@@ -212,8 +276,8 @@ def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, repo
             download_verified(url, image, checksum, progress=advance,
                               on_resume=lambda have: report.info(f"resuming {name} at byte {have}"))
         report.info(f"{name}: {checksum.algorithm} verified ({checksum.value[:16]}…)")
-    filename = delivery.import_filename(image_source_name(spec.image), checksum, spec.vmid)
-    workdir = Path(tempfile.mkdtemp(prefix=f"work-{spec.vmid}-", dir=cache_dir))   # private to this run
+    filename = delivery.import_filename(image_source_name(spec.image), checksum, spec.vmid, owner_tag(owner))
+    workdir = Path(tempfile.mkdtemp(prefix=f"work-{spec.vmid}-{owner_tag(owner)}-", dir=cache_dir))  # this run's
     try:
         return _customise_and_deliver(client, node, storage_id, spec, checksum, image, workdir / filename, report,
                                       stand_in=stand_in, on_pve_host=on_pve_host, customize=customize,
@@ -270,13 +334,20 @@ def _checksum_of(path: Path) -> Checksum:
     return Checksum("sha256", hash_file(path, Checksum("sha256", "")).hexdigest())
 
 
-def _create_template(client, node, spec, staged: _Staged, checksum, report) -> None:
-    description = render_marker(checksum, spec.image.url)
+def _create_template(client, node, spec, staged: _Staged, checksum, owner: str, report) -> None:
+    description = with_marker(render_marker(checksum, spec.image.url), owner)
     params = template_create_params(spec, staged.volid, description, staged.agent_baked)
     report.info(f"creating VM {spec.vmid} ('{spec.name}') on node '{node}' importing {staged.volid}")
-    client.run_task("POST", f"/nodes/{node}/qemu", **params)
+    path = f"/nodes/{node}/qemu"
+    try:
+        client.run_task("POST", path, task_timeout=CREATE_WAIT_S, **params)
+    except (PVEConnectionError, PVEApiError) as exc:
+        if isinstance(exc, PVEApiError) and "already exists" not in exc.message:
+            raise
+        # The answer was lost, or the VMID is taken: never send the create again — read back.
+        settle_create(client, node, spec.vmid, owner, exc, report.info, timeout=CREATE_WAIT_S)
     report.info(f"converting VM {spec.vmid} to a template")
-    client.run_task("POST", f"/nodes/{node}/qemu/{spec.vmid}/template")
+    client.run_task("POST", f"{path}/{spec.vmid}/template")
 
 
 def _remove_leftover(client, node, storage_id, volid, report) -> None:
@@ -295,15 +366,20 @@ def _remove_staging(client, node, staged: _Staged | None, report) -> None:
             report.info(f"could not remove staging image {staged.volid}: {exc}")
 
 
-def _clean_up(client, node, vmid: int, staged: _Staged | None, report) -> None:
-    """After a failure: remove the VM this run created (it did not exist before) and the staging image."""
+def _clean_up(client, node, vmid: int, owner: str, report) -> None:
+    """After a failure: remove the half-made VM — only if it carries this state's marker (a VM that
+    another client created on the VMID meanwhile is never touched)."""
     try:
-        if find_vm(client, vmid) is not None:
+        entry = find_vm(client, vmid)
+        if entry is None:
+            return
+        path = f"/nodes/{entry['node']}/qemu/{vmid}"
+        config = client.get_dict(f"{path}/config")
+        if ownership(config, owner).ours and not config.get("lock") and not int(config.get("template", 0) or 0):
             report.info(f"removing half-made VM {vmid}")
-            client.run_task("DELETE", f"/nodes/{node}/qemu/{vmid}", purge=1)
+            client.run_task("DELETE", path, purge=1)
     except PhoenixError as exc:
         report.info(f"could not remove half-made VM {vmid}: {exc}")
-    _remove_staging(client, node, staged, report)
 
 
 class _Recorder(Reporter):

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import requests
+import urllib3
 
 from phoenix.pve.client import PVEApiError
 from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_status
@@ -34,7 +35,13 @@ def test_status_classification(status, message, transient):
 
 
 def test_connection_errors_are_transient_but_read_timeouts_only_for_get():
-    assert is_transient_exception(requests.exceptions.ConnectionError("refused"), "POST")
+    refused = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(
+        None, "/", urllib3.exceptions.NewConnectionError(None, "Connection refused")))
+    dropped = requests.exceptions.ConnectionError(urllib3.exceptions.ProtocolError(
+        "Connection aborted.", ConnectionResetError(104, "reset")))
+    assert is_transient_exception(refused, "POST")              # never reached PVE: safe to send again
+    assert not is_transient_exception(dropped, "POST")          # may have created a VM: settle, never re-send
+    assert is_transient_exception(dropped, "GET")
     assert is_transient_exception(requests.exceptions.ConnectTimeout("slow"), "POST")
     assert is_transient_exception(requests.exceptions.ReadTimeout("slow"), "GET")
     assert not is_transient_exception(requests.exceptions.ReadTimeout("slow"), "POST")  # may have started a task

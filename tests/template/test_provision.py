@@ -14,6 +14,7 @@ from phoenix.template.provision import ensure_template, talks_to_simulator
 from phoenix.template.report import RecordingReporter
 
 VMID = 9000
+OWNER = "11111111-2222-3333-4444-555555555555"       # the lineage of the state these tests provision for
 
 
 def make_spec(url: str, *, checksum: str | None = None, checksum_url: str | None = None, delivery: str = "local",
@@ -39,6 +40,7 @@ def import_files(sim_server) -> list[str]:
 def provision(client, spec, tmp_path, **kwargs):
     reporter = RecordingReporter()
     kwargs.setdefault("customize", False)            # the test image has no OS for virt-customize
+    kwargs.setdefault("owner", OWNER)
     result = ensure_template(client, spec, cache_dir=tmp_path / "cache", reporter=reporter, **kwargs)
     return result, reporter
 
@@ -108,7 +110,8 @@ def test_normal_vm_on_the_vmid_is_an_error(client, sim_server, proxmox, image_se
     proxmox.nodes("pve").qemu.post(vmid=VMID, name="someone-else", memory=512)
     spec = make_spec(image_server.url(image_server.image_path), checksum=image_server.digest)
     requests.post(f"{sim_server.endpoint}/_sim/stats/reset", verify=str(sim_server.ca_file), timeout=10)
-    with pytest.raises(PhoenixError, match=r"VM 9000 \('someone-else'\) on node 'pve' exists and is not a template"):
+    with pytest.raises(PhoenixError, match=r"VM 9000 \('someone-else'\) on node 'pve' was not created by this "
+                                           r"phoenix state .*phoenix import 9000"):
         provision(client, spec, tmp_path)
     assert writes(sim_stats(sim_server)) == 0
 

@@ -9,7 +9,7 @@ from phoenix.template.report import RecordingReporter
 from phoenix.template.status import parse_marker, render_marker, template_status
 from phoenix.template.checksum import Checksum
 
-from .test_provision import VMID, import_files, make_spec, provision  # noqa: F401 - fixture reuse
+from .test_provision import OWNER, VMID, import_files, make_spec, provision  # noqa: F401 - fixture reuse
 
 UBUNTU = "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"
 SUMS = "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"
@@ -18,7 +18,7 @@ SUMS = "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"
 def test_offline_simulated_local_flow_is_visible_and_bakes_the_agent_mark(client, sim_server, tmp_path):
     reporter = RecordingReporter()
     result = ensure_template(client, make_spec(UBUNTU, checksum_url=SUMS), cache_dir=tmp_path / "cache",
-                             reporter=reporter, simulated=True)
+                             reporter=reporter, simulated=True, owner=OWNER)
     assert result.created and result.agent_baked is True and result.image_checksum is None
     simulated = [line for line in reporter.lines if line.startswith("simulated: ")]
     assert any(SUMS in line for line in simulated)
@@ -35,7 +35,8 @@ def test_offline_simulated_local_flow_is_visible_and_bakes_the_agent_mark(client
 def test_offline_simulated_pve_download_surfaces_the_simulators_log_line(client, tmp_path):
     reporter = RecordingReporter()
     spec = make_spec(UBUNTU, checksum="ab" * 32, delivery="pve")
-    result = ensure_template(client, spec, cache_dir=tmp_path / "cache", reporter=reporter, simulated=True)
+    result = ensure_template(client, spec, cache_dir=tmp_path / "cache", reporter=reporter, simulated=True,
+                             owner=OWNER)
     assert result.created and result.agent_baked is False
     assert any(line.startswith("simulated: download") for line in reporter.lines), reporter.lines
 
