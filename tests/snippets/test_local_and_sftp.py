@@ -32,6 +32,19 @@ def test_local_put_read_remove_and_pve_sees_the_snippet(client, sim_roots, sim_s
     assert not backend.exists("pve", "local", name)
 
 
+def test_local_put_and_remove_sweep_temp_files_an_interrupted_write_left(client, sim_roots, sim_server):
+    backend = LocalSnippets(client, sim_roots)
+    directory = sim_server.sim.model.storage_root("local", "pve") / "snippets"
+    directory.mkdir(parents=True, exist_ok=True)
+    leftover, other = directory / ".phoenix-8001-user.yaml.k2j3h4", directory / ".phoenix-8002-user.yaml.abcd"
+    leftover.write_bytes(b"half")
+    other.write_bytes(b"half")
+    backend.put("pve", "local", "phoenix-8001-user.yaml", USER_DATA)
+    assert not leftover.exists() and other.exists()        # only the temp files of the name being written
+    backend.remove("pve", "local", "phoenix-8002-user.yaml")
+    assert not other.exists()
+
+
 def test_storage_without_snippets_content_names_the_fix(client, sim_roots):
     with pytest.raises(PhoenixError) as err:
         LocalSnippets(client, sim_roots).put("pve", "local-lvm", "x.yaml", USER_DATA)
@@ -51,6 +64,9 @@ def test_sftp_writes_into_the_storage_directory(client, sim_roots, sshd):
     target = SftpTarget("127.0.0.1", sshd.port, sshd.username, sshd.user_key, sshd.known_hosts)
     with SftpSnippets(client, target, sim_roots) as backend:
         name = user_snippet_name(8002)
+        leftover = sim_roots("pve", "local") / "snippets" / f".{name}.0badf00d.tmp"   # an interrupted put's
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"half")
         assert backend.put("pve", "local", name, USER_DATA) == f"local:snippets/{name}"
         path = sim_roots("pve", "local") / "snippets" / name
         assert path.read_bytes() == USER_DATA and stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -185,3 +185,15 @@ def test_readers_never_see_a_torn_state_while_another_process_writes(tmp_path):
         writer.wait(timeout=60)
     assert writer.returncode == 0
     assert serials == sorted(serials) and store.read().serial == 60
+
+
+def test_taking_the_lock_removes_temp_files_an_interrupted_write_left(tmp_path):
+    store = StateStore(tmp_path / "phoenix.state.json")
+    store.write(State())
+    leftovers = [tmp_path / ".phoenix.state.json.k2j3h4.tmp", tmp_path / ".phoenix.state.json.backup.4242.tmp"]
+    others = [tmp_path / ".other.state.json.x.tmp", tmp_path / "phoenix.state.json.backup"]
+    for path in leftovers + others:
+        path.write_text("{}")
+    with store.lock("apply"):
+        assert [p for p in leftovers if p.exists()] == []
+    assert all(p.exists() for p in others)

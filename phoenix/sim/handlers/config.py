@@ -141,7 +141,9 @@ def _apply(sim, node: str, vmid: int) -> None:
 
 
 def _early_lock_check(req: Request) -> None:
-    """The config lock is checked before the flock is taken, so ``lock: clone`` fails at once."""
+    """The config lock is checked before the flock is taken, so ``lock: clone`` fails at once; the
+    root-only ``skiplock`` check comes first of all (update_vm_api, Qemu.pm L2092)."""
+    assert_root_for_skiplock(req)
     with req.sim.mutex:
         check_lock(vm_of(req), bool(req.params.get("skiplock")) and req.user == "root@pam")
 
