@@ -172,6 +172,11 @@ class SimControl:
     def fault(self, **spec) -> None:
         self.session.post(self._url("faults"), json=spec, timeout=10, verify=self.verify).raise_for_status()
 
+    def faults(self) -> dict:
+        response = self.session.get(self._url("faults"), timeout=10, verify=self.verify)
+        response.raise_for_status()
+        return response.json()
+
     def clear_faults(self) -> None:
         self.session.delete(self._url("faults"), timeout=10, verify=self.verify).raise_for_status()
 

@@ -5,10 +5,12 @@ files on one cluster must never claim the same VM.  The state file alone cannot 
 record is written *before* a clone starts, and another client may take the VMID meanwhile), so
 the proof lives in PVE: every VM and template phoenix creates carries one line
 
-    phoenix-owner: <lineage of the state that made it>
+    phoenix-owner: <lineage of the state that made it> vmid=<its VMID>
 
 in its ``description``, sent in the create/clone request itself, so it exists from the moment the
-VM is finished.  ``phoenix import VMID`` writes the line onto an existing VM; nothing else does.
+VM is finished.  The VMID is part of the line because PVE copies a template's description into
+every clone: a VM someone else cloned from phoenix's template inherits the template's line, which
+names the template's VMID, not the clone's — so it does not count as phoenix's.  ``phoenix import VMID`` writes the line onto an existing VM; nothing else does.
 
 The line is kept apart from whatever else the description says (a template's image facts, a
 user's text): :func:`strip_marker` gives the rest, :func:`with_marker` puts the line back, so a
@@ -31,23 +33,24 @@ __all__ = ["MARKER_KEY", "marker_line", "owner_of", "with_marker", "strip_marker
            "ownership", "is_stub", "NotOwnedError", "not_owned_message"]
 
 MARKER_KEY = "phoenix-owner"
-_MARKER_RE = re.compile(rf"^[ \t]*{MARKER_KEY}:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
+_MARKER_RE = re.compile(rf"^[ \t]*{MARKER_KEY}:[ \t]*(\S+)[ \t]+vmid=(\d+)[ \t]*$", re.MULTILINE)
 _MARKER_LINE_RE = re.compile(rf"^[ \t]*{MARKER_KEY}:.*(?:\n|$)", re.MULTILINE)
 CLONE_STUB_DESCRIPTION = "qmclone temporary file"
 
 
-def marker_line(lineage: str) -> str:
+def marker_line(lineage: str, vmid: int) -> str:
     """The one line phoenix adds to a description (no newline)."""
     if not lineage or any(ch.isspace() for ch in lineage):
         raise ValueError(f"not a state lineage: {lineage!r}")
-    return f"{MARKER_KEY}: {lineage}"
+    return f"{MARKER_KEY}: {lineage} vmid={int(vmid)}"
 
 
-def owner_of(description: Any) -> str | None:
-    """The lineage named by the marker in ``description``, or None when there is no marker.
+def owner_of(description: Any, vmid: int) -> str | None:
+    """The lineage named by the marker for ``vmid`` in ``description``, or None when there is none.
 
-    Two marker lines that disagree count as no owner (nobody can prove the VM is theirs)."""
-    owners = set(_MARKER_RE.findall(str(description or "")))
+    Markers for other VMIDs (inherited from a template by a clone) do not count; two marker lines
+    for this VMID that disagree count as no owner (nobody can prove the VM is theirs)."""
+    owners = {lineage for lineage, marked in _MARKER_RE.findall(str(description or "")) if int(marked) == int(vmid)}
     return owners.pop() if len(owners) == 1 else None
 
 
@@ -56,10 +59,12 @@ def strip_marker(description: Any) -> str:
     return _MARKER_LINE_RE.sub("", str(description or "")).rstrip("\n")
 
 
-def with_marker(description: Any, lineage: str) -> str:
-    """``description`` with exactly one marker line (for ``lineage``), appended after the rest."""
+def with_marker(description: Any, lineage: str, vmid: int) -> str:
+    """``description`` with exactly one marker line (``lineage``, ``vmid``) after the rest; marker
+    lines for other VMIDs (a template's, copied by the clone) are dropped."""
     rest = strip_marker(description)
-    return f"{rest}\n{marker_line(lineage)}\n" if rest else f"{marker_line(lineage)}\n"
+    line = marker_line(lineage, vmid)
+    return f"{rest}\n{line}\n" if rest else f"{line}\n"
 
 
 def owner_tag(lineage: str) -> str:
@@ -92,10 +97,10 @@ class Ownership:
         return self.verdict == "ours"
 
 
-def ownership(config: dict[str, Any] | None, lineage: str) -> Ownership:
-    """Classify a VM's config (as ``GET /config`` returns it) against this state's ``lineage``."""
+def ownership(config: dict[str, Any] | None, lineage: str, vmid: int) -> Ownership:
+    """Classify VM ``vmid``'s config (as ``GET /config`` returns it) against this state's ``lineage``."""
     config = config or {}
-    owner = owner_of(config.get("description"))
+    owner = owner_of(config.get("description"), vmid)
     if owner is None:
         return Ownership("stub" if is_stub(config) else "none")
     return Ownership("ours" if owner == lineage else "other", owner)

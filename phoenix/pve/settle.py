@@ -45,7 +45,7 @@ def settle_create(client: Any, node: str, vmid: int, owner: str, cause: Exceptio
         if "does not exist" in exc.message:       # the task failed and PVE removed its placeholder
             raise cause from None
         raise
-    owned = ownership(config, owner)
+    owned = ownership(config, owner, vmid)
     if not owned.ours:
         raise NotOwnedError(vmid, config.get("name"), where, owned, "creating it")
     report(f"VM {vmid} exists with this state's marker: the request did reach PVE; going on")

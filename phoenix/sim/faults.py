@@ -2,7 +2,8 @@
 
 Tests of phoenix's retry policy and executor need PVE to misbehave on demand: fail the next N
 calls of one endpoint with a PVE-style error, fail the next N tasks of one type with
-``TASK ERROR``, make a feature the simulated guest runs fail, or answer slowly.  The stats let tests assert how many calls a plan made
+``TASK ERROR``, make a feature the simulated guest runs fail, answer slowly, or hold every write after the
+Nth (crash tests kill the client there).  The stats let tests assert how many calls a plan made
 (e.g. that reading the inventory is one ``/cluster/resources`` call).
 """
 
@@ -35,6 +36,12 @@ class Faults:
         self._task: dict[str, list[dict[str, Any]]] = {}
         self._feature: dict[str, list[dict[str, Any]]] = {}
         self.extra_latency_ms = 0.0
+        # hold_after_writes: answer N writes, then hold the next one until the faults are cleared — a
+        # client can be killed at a known point ("right after its Nth write"), found by counting, not sleeping.
+        self._hold_after: int | None = None
+        self._writes_seen = 0
+        self._released = threading.Event()
+        self.holding = False
 
     def add(self, spec: Any) -> dict[str, Any]:
         """Register one fault from its JSON description; returns the normalised form."""
@@ -45,6 +52,12 @@ class Faults:
             with self._lock:
                 self.extra_latency_ms = latency
             return {"latency_ms": latency}
+        if set(spec) == {"hold_after_writes"}:
+            after = int(_number(spec, "hold_after_writes", minimum=0))
+            with self._lock:
+                self._hold_after, self._writes_seen, self.holding = after, 0, False
+                self._released.clear()
+            return {"hold_after_writes": after}
         if "endpoint" in spec:
             return self._add_endpoint(spec)
         if "task_type" in spec:
@@ -114,13 +127,33 @@ class Faults:
             self._task.clear()
             self._feature.clear()
             self.extra_latency_ms = 0.0
+            self._hold_after, self.holding = None, False
+            self._released.set()
+
+    def hold_if_due(self, method: str) -> PVEError | None:
+        """For a write past ``hold_after_writes``: block until the faults are cleared, then fail it (503)."""
+        if method not in ("POST", "PUT", "DELETE"):
+            return None
+        with self._lock:
+            if self._hold_after is None:
+                return None
+            self._writes_seen += 1
+            if self._writes_seen <= self._hold_after:
+                return None
+            self.holding = True
+        self._released.wait(600)
+        return PVEError("held by the simulator (hold_after_writes) and released unanswered\n", status=503)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"endpoints": [dict(f) for faults in self._endpoint.values() for f in faults],
-                    "tasks": [dict(f) for faults in self._task.values() for f in faults],
-                    "features": [dict(f) for faults in self._feature.values() for f in faults],
-                    "latency_ms": self.extra_latency_ms}
+            snapshot: dict[str, Any] = {"endpoints": [dict(f) for faults in self._endpoint.values() for f in faults],
+                                        "tasks": [dict(f) for faults in self._task.values() for f in faults],
+                                        "features": [dict(f) for faults in self._feature.values() for f in faults],
+                                        "latency_ms": self.extra_latency_ms}
+            if self._hold_after is not None:
+                snapshot.update(hold_after_writes=self._hold_after, writes_seen=self._writes_seen,
+                                holding=self.holding)
+            return snapshot
 
     def take_endpoint_fault(self, key: str) -> PVEError | None:
         """The error to answer for this call of ``METHOD template``, consuming one injected failure."""

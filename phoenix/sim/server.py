@@ -283,7 +283,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         handler = ROUTES.get((method, template))
         if handler is None:
             raise _not_implemented(method, rel)
-        fault = sim.faults.take_endpoint_fault(f"{method} {template}")
+        fault = sim.faults.hold_if_due(method) or sim.faults.take_endpoint_fault(f"{method} {template}")
         if fault is not None:
             raise fault
         raw_params, files = self._params(query, body, upload)

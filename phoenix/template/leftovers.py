@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from phoenix.pve.ownership import owner_tag
 from phoenix.template import delivery
@@ -19,14 +20,15 @@ from phoenix.template import delivery
 __all__ = ["remove_staging_leftovers", "remove_cache_leftovers"]
 
 
-def remove_staging_leftovers(client, node: str, storage_id: str, vmid: int, owner: str, report) -> list[str]:
+def remove_staging_leftovers(client, node: str, storage_id: str, vmid: int, owner: str,
+                             report: Callable[[str], None]) -> list[str]:
     """Staging images of template ``vmid`` that an interrupted run of this state left on PVE."""
     tag = owner_tag(owner)
     removed = []
     for entry in client.get(f"/nodes/{node}/storage/{storage_id}/content", content="import") or []:
         volid = str(entry.get("volid", ""))
         if delivery.is_staging_name(volid, vmid, tag):
-            report.info(f"removing staging image {volid} left by an interrupted run")
+            report(f"removing staging image {volid} left by an interrupted run")
             delivery.remove_volume(client, node, volid)
             removed.append(volid)
     return removed

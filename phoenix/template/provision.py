@@ -86,7 +86,7 @@ def ensure_template(client, spec, *, owner: str, cache_dir: Path, reporter=None,
         return existing
     node = existing or spec.node or first_node(client)
     storage_id = delivery.find_import_storage(client, node, image_storage)
-    remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report)
+    remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report.info)
     checksum = _resolve_checksum(spec, simulated, report)
     staged: _Staged | None = None
     try:
@@ -180,7 +180,7 @@ def _existing_template(client, spec, owner: str, report, image_storage: str | No
         raise PhoenixError(f"VMID {spec.vmid} is used by a container on node '{node}'; choose another template vmid")
     path = f"/nodes/{node}/qemu/{spec.vmid}/config"
     config = client.get_dict(path)
-    owned = ownership(config, owner)
+    owned = ownership(config, owner, spec.vmid)
     if config.get("lock") and owned.verdict in ("ours", "stub"):
         # A create (ours, or a placeholder whose task may be ours) still running: wait; a dead one raises.
         try:
@@ -189,7 +189,7 @@ def _existing_template(client, spec, owner: str, report, image_storage: str | No
             if "does not exist" in exc.message:      # that create failed and PVE removed its placeholder
                 return None
             raise
-        owned = ownership(config, owner)
+        owned = ownership(config, owner, spec.vmid)
     name = config.get("name", "")
     if int(config.get("template", 0) or 0):
         if owned.verdict == "other":
@@ -197,7 +197,7 @@ def _existing_template(client, spec, owner: str, report, image_storage: str | No
         if owned.ours:
             storage_id = _import_storage_or_none(client, node, image_storage)
             if storage_id:
-                remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report)
+                remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report.info)
         marker = parse_marker(config.get("description"))
         return TemplateResult(spec.vmid, node, False, agent_baked(config), marker.checksum if marker else None,
                               message=f"template {spec.vmid} ('{name}') already exists on node '{node}'; nothing to do")
@@ -209,7 +209,7 @@ def _existing_template(client, spec, owner: str, report, image_storage: str | No
         client.run_task("POST", f"{path.rsplit('/', 1)[0]}/template")
         storage_id = _import_storage_or_none(client, node, image_storage)
         if storage_id:
-            remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report)
+            remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report.info)
         marker = parse_marker(config.get("description"))
         return TemplateResult(spec.vmid, node, True, agent_baked(config), marker.checksum if marker else None,
                               message=f"template {spec.vmid} ('{name}') finished on node '{node}'")
@@ -335,7 +335,7 @@ def _checksum_of(path: Path) -> Checksum:
 
 
 def _create_template(client, node, spec, staged: _Staged, checksum, owner: str, report) -> None:
-    description = with_marker(render_marker(checksum, spec.image.url), owner)
+    description = with_marker(render_marker(checksum, spec.image.url), owner, spec.vmid)
     params = template_create_params(spec, staged.volid, description, staged.agent_baked)
     report.info(f"creating VM {spec.vmid} ('{spec.name}') on node '{node}' importing {staged.volid}")
     path = f"/nodes/{node}/qemu"
@@ -375,7 +375,7 @@ def _clean_up(client, node, vmid: int, owner: str, report) -> None:
             return
         path = f"/nodes/{entry['node']}/qemu/{vmid}"
         config = client.get_dict(f"{path}/config")
-        if ownership(config, owner).ours and not config.get("lock") and not int(config.get("template", 0) or 0):
+        if ownership(config, owner, vmid).ours and not config.get("lock") and not int(config.get("template", 0) or 0):
             report.info(f"removing half-made VM {vmid}")
             client.run_task("DELETE", path, purge=1)
     except PhoenixError as exc:

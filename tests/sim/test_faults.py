@@ -49,6 +49,33 @@ def test_task_fault_fails_the_next_task_of_that_type(proxmox, sim_server):
     assert ran == ["second"]                       # the failed task changed nothing
 
 
+def test_hold_after_writes_answers_n_writes_then_holds_the_next_until_cleared(proxmox, sim_server):
+    import threading
+
+    assert _sim(sim_server, "POST", "faults", json={"hold_after_writes": 1}).status_code == 200
+    proxmox.nodes("pve").qemu.post(vmid=120, name="first")              # write 1: answered
+    proxmox.nodes("pve").qemu(120).config.get()                          # reads are never held
+    outcome = {}
+
+    def second_write():
+        try:
+            proxmox.nodes("pve").qemu.post(vmid=121, name="second")
+        except ResourceException as exc:
+            outcome["error"] = exc
+
+    writer = threading.Thread(target=second_write)
+    writer.start()
+    deadline = time.monotonic() + 30
+    while not _sim(sim_server, "GET", "faults").json().get("holding"):
+        assert time.monotonic() < deadline, "the second write was not held"
+        time.sleep(0.01)
+    assert writer.is_alive()
+    _sim(sim_server, "DELETE", "faults")
+    writer.join(30)
+    assert outcome["error"].status_code == 503                           # released unanswered, never executed
+    assert {r["vmid"] for r in proxmox.cluster.resources.get(type="vm")} == {120}
+
+
 def test_latency_fault_and_clear(proxmox, sim_server):
     _sim(sim_server, "POST", "faults", json={"latency_ms": 150})
     started = time.monotonic()

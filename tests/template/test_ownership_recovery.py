@@ -32,7 +32,7 @@ def test_the_template_carries_this_states_marker(client, image_server, tmp_path)
     spec = make_spec(image_server.url(image_server.image_path), checksum=image_server.digest)
     provision(client, spec, tmp_path)
     description = client.get(f"/nodes/pve/qemu/{VMID}/config")["description"]
-    assert owner_of(description) == OWNER
+    assert owner_of(description, VMID) == OWNER
     assert f"phoenix-image: sha256:{image_server.digest}" in description        # the template facts stay
 
 
@@ -78,7 +78,7 @@ def test_a_create_that_reached_pve_before_its_answer_was_lost_is_settled_not_res
         reporter.lines.append(line)
         if line.startswith("uploading "):
             proxmox.nodes("pve").qemu.post(vmid=VMID, name="ubuntu-noble", scsi0="local-lvm:1",
-                                           description=with_marker("", OWNER))
+                                           description=with_marker("", OWNER, VMID))
 
     reporter = RecordingReporter()
     reporter.info = earlier_request_landed
@@ -93,7 +93,7 @@ def test_a_create_that_reached_pve_before_its_answer_was_lost_is_settled_not_res
 def test_a_half_made_template_of_ours_is_finished(client, proxmox, sim_server, image_server, tmp_path):
     """Killed between create and conversion: the next run converts it (and removes its staging image)."""
     proxmox.nodes("pve").qemu.post(vmid=VMID, name="ubuntu-noble", scsi0="local-lvm:1",
-                                   description=with_marker("Template built by phoenix", OWNER))
+                                   description=with_marker("Template built by phoenix", OWNER, VMID))
     staging = f"noble-server-cloudimg-amd64-{image_server.digest[:12]}-{VMID}-{owner_tag(OWNER)}.qcow2"
     _place_import_file(sim_server, staging)
     spec = make_spec(image_server.url(image_server.image_path), checksum=image_server.digest)
@@ -105,7 +105,7 @@ def test_a_half_made_template_of_ours_is_finished(client, proxmox, sim_server, i
 
 
 def test_a_half_made_vm_of_ours_without_its_disk_is_rebuilt(client, proxmox, image_server, tmp_path):
-    proxmox.nodes("pve").qemu.post(vmid=VMID, name="ubuntu-noble", description=with_marker("", OWNER))
+    proxmox.nodes("pve").qemu.post(vmid=VMID, name="ubuntu-noble", description=with_marker("", OWNER, VMID))
     spec = make_spec(image_server.url(image_server.image_path), checksum=image_server.digest)
     result, reporter = provision(client, spec, tmp_path)
     config = client.get(f"/nodes/pve/qemu/{VMID}/config")
