@@ -108,12 +108,16 @@ def apply(
     replace: list[int] = typer.Option([], "--replace", help="Allow replacing this VMID (repeatable)."),
     guest: bool = typer.Option(False, "--guest", help=GUEST_HELP),
     guest_timeout: Optional[int] = typer.Option(None, "--guest-timeout", min=1, max=86400, help=GUEST_TIMEOUT_HELP),
+    unlock_stale: bool = typer.Option(False, "--unlock-stale",
+                                      help="Clear config locks of phoenix's own VMs whose task has died "
+                                           "(PVE allows it for root@pam with a password), removing half-made clones."),
 ) -> None:
     """Make PVE match the desired-state file (and wait until started VMs run as declared inside)."""
     from phoenix.workflow import apply_command
 
     raise typer.Exit(apply_command(ctx.obj, plan_file, target, auto_approve, parallelism, allow_reboot, replace,
-                                   per_node=per_node, guest=guest, guest_timeout=guest_timeout))
+                                   per_node=per_node, guest=guest, guest_timeout=guest_timeout,
+                                   unlock_stale=unlock_stale))
 
 
 @app.command()

@@ -196,7 +196,7 @@ def plan_command(opts: GlobalOptions, targets: list[int], out: Path | None, as_j
 
 def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int], auto_approve: bool,
                   parallelism: int, allow_reboot: bool, replace: list[int], per_node: int | None = None,
-                  guest: bool = False, guest_timeout: int | None = None) -> int:
+                  guest: bool = False, guest_timeout: int | None = None, unlock_stale: bool = False) -> int:
     from phoenix.plan.build import PlanOptions, build_plan
     from phoenix.plan.seal import check_narrowed, load_sealed
 
@@ -220,7 +220,7 @@ def apply_command(opts: GlobalOptions, plan_file: Path | None, targets: list[int
                                   desired_fingerprint=facts.desired_fingerprint,
                                   outdated_templates=facts.outdated_templates)
             return run_plan(plan, facts, store, conn, approve=auto_approve or plan_file is not None,
-                            parallelism=parallelism, per_node=per_node)
+                            parallelism=parallelism, per_node=per_node, unlock_stale=unlock_stale)
 
 
 def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, force: bool) -> int:
@@ -236,7 +236,7 @@ def destroy_command(opts: GlobalOptions, vmids: list[int], auto_approve: bool, f
 
 
 def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: bool, parallelism: int,
-             per_node: int | None = None) -> int:
+             per_node: int | None = None, unlock_stale: bool = False) -> int:
     """Show ``plan``, ask for ``yes``, execute it and print the summary; the exit code."""
     from phoenix.apply.delivery import SnippetDelivery
     from phoenix.apply.executor import execute
@@ -244,10 +244,14 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     from phoenix.apply.report import ConsoleReporter
     from phoenix.apply.steps import ApplyRuntime
     from phoenix.plan.render import render_plan
+    from phoenix.apply.recovery import sweep_template_leftovers
     from phoenix.template.provision import provision_for_plan
 
     out = console()
     render_plan(plan, out)
+    if plan.operation != "destroy":
+        sweep_template_leftovers(conn.client, facts.cfg, facts.inventory, facts.state.lineage,
+                                 lambda line: out.print(f"[dim]{line}[/dim]"))
     if not any(rc.actionable for rc in plan.resource_changes):
         return 0
     if not approve and not confirm(out, plan.operation):
@@ -260,7 +264,7 @@ def run_plan(plan: Any, facts: Facts, store: Any, conn: Connection, approve: boo
     runtime = ApplyRuntime(client=conn.client, cfg=facts.cfg, journal=Journal(store, facts.state),
                            reporter=ConsoleReporter(out),
                            snippets=SnippetDelivery(facts.cfg, conn.client, conn.storage_roots),
-                           provision_template=provision)
+                           provision_template=provision, unlock_stale=unlock_stale)
     result = execute(plan, runtime, parallelism=parallelism, per_node=per_node)
     counts = plan.counts(only=result.succeeded)
     verb = "Destroy" if plan.operation == "destroy" else "Apply"
@@ -308,20 +312,35 @@ def check_saved_plan(plan: Any, facts: Facts) -> None:
 # --- import / unlock ----------------------------------------------------------------------------------
 
 def import_command(opts: GlobalOptions, vmid: int) -> int:
-    """Adopt an existing VM into the state without touching it; the next plan shows what differs."""
+    """Adopt an existing VM into the state without changing its settings; the next plan shows what differs.
+
+    Adoption writes this state's ownership marker into the VM's description (the only change), so
+    from then on phoenix may change or delete it; a VM another phoenix state owns is refused."""
     from phoenix.diff.views import actual_view
+    from phoenix.pve.ownership import not_owned_message, ownership, with_marker
     from phoenix.state.model import ResourceState
 
     store = state_store(opts)
     with store.lock("import"):
         state = store.read()
-        if state.get(vmid) is not None:
-            raise PhoenixError(f"VM {vmid} is already managed by phoenix")
         with connect(opts) as conn:
             facts = read_facts(opts, conn, state, extra_vmids=[vmid])
-        vm_facts = facts.inventory.vms.get(vmid)
-        if vm_facts is None:
-            raise PhoenixError(f"VM {vmid} does not exist in the cluster")
+            vm_facts = facts.inventory.vms.get(vmid)
+            if vm_facts is None:
+                raise PhoenixError(f"VM {vmid} does not exist in the cluster")
+            owned = ownership(vm_facts.config, state.lineage, vmid)
+            if owned.ours and state.get(vmid) is not None:
+                raise PhoenixError(f"VM {vmid} is already managed by phoenix")
+            if owned.verdict == "other":
+                raise PhoenixError(not_owned_message(vmid, vm_facts.name, vm_facts.node, owned)
+                                   + "; phoenix import does not take a VM from another state")
+            if vm_facts.lock:
+                raise PhoenixError(f"VM {vmid} is locked ({vm_facts.lock}); import it once its task has finished")
+            if state.serial == 0:
+                store.write(state)           # the marker names this state's lineage: keep it on disk first
+            if not owned.ours:
+                conn.client.put(f"/nodes/{vm_facts.node}/qemu/{vmid}/config",
+                                description=with_marker(vm_facts.config.get("description"), state.lineage, vmid))
         kind = "template" if vm_facts.template else "vm"
         declared = next((v for v in facts.cfg.vms if v.vmid == vmid), None)
         template_vmid = declared.clone_from_vmid if declared else None

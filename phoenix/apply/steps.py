@@ -9,11 +9,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from phoenix.apply.recovery import await_vm, clone_owned
 from phoenix.diff.attributes import GIB, configure_params, disk_size_bytes
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import ResourceChange
 from phoenix.plan.steps import Clone, Configure, DeliverUserData, Op, ProvisionTemplate, Resize, Step, TemplateOutputs
+from phoenix.pve import locks as pve_locks
 from phoenix.pve import propstr
 from phoenix.pve.answer import str_field
 from phoenix.pve.client import PVEApiError
@@ -32,7 +34,13 @@ class ApplyRuntime:
     reporter: Any
     snippets: Any                                   # snippet backend (phoenix.snippets)
     provision_template: Callable[..., Any]          # (client, spec, reporter=callable(line)) -> TemplateResult
+    unlock_stale: bool = False                      # --unlock-stale: clear locks of our VMs whose task died
     stop: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: start no further step
+
+    @property
+    def lineage(self) -> str:
+        """This state's lineage: the ownership marker every VM phoenix creates carries."""
+        return str(self.journal.state.lineage)
 
 
 @dataclass
@@ -111,33 +119,30 @@ def clone(ctx: ChainContext, step: Clone) -> None:
     node = step.target or step.source_node
     ctx.runtime.journal.begin(ctx.rc.vmid, "vm", step.name, node, template_vmid=step.source)
     ctx.node = node
-    if ctx.status() is None:
+    runtime = ctx.runtime
+    # Anything already at the VMID: a clone of ours still running or killed, or someone else's VM.
+    config = await_vm(ctx.client, ctx.rc.vmid, runtime.lineage, ctx.progress, source_vmid=step.source,
+                      unlock_stale=runtime.unlock_stale)
+    if config is None:
         params: dict[str, Any] = {"newid": ctx.rc.vmid, "name": step.name, "full": 1 if step.full else 0}
         if step.target:
             params["target"] = step.target
         if step.storage:
             params["storage"] = step.storage
         ctx.progress(f"cloning {'full' if step.full else 'linked'} from template {step.source}")
-        ctx.client.run_task("POST", f"/nodes/{step.source_node}/qemu/{step.source}/clone", **params)
-    config = wait_unlocked(ctx)
-    if not config.get("template"):
+        clone_owned(ctx.client, step.source_node, step.source, params, runtime.lineage, ctx.progress)
+        config = wait_unlocked(ctx)
         ctx.known_status = "stopped"          # a clone starts stopped; nothing else touches it yet
+    ctx.known_config = config
     ctx.done({"name": step.name}, node=node, template_vmid=step.source)
 
 
 def wait_unlocked(ctx: ChainContext, timeout: float = LOCK_WAIT_S) -> dict[str, Any]:
-    """PVE holds ``lock: clone`` until the clone task ends; wait for it to clear (bounded)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        config = ctx.client.get_dict(f"{ctx.path}/config")
-        if not config.get("lock"):
-            ctx.known_config = config
-            return config
-        if time.monotonic() > deadline:
-            raise PhoenixError(f"VM {ctx.rc.vmid} is still locked ({config['lock']}) after {timeout:.0f}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+    """PVE holds ``lock: clone`` until the clone task ends; wait for it to clear (bounded); a lock
+    whose task died is reported at once (phoenix.pve.locks)."""
+    config = pve_locks.wait_unlocked(ctx.client, ctx.node, ctx.rc.vmid, timeout=timeout, on_wait=ctx.progress)
+    ctx.known_config = config
+    return config
 
 
 def resize(ctx: ChainContext, step: Resize) -> None:
@@ -208,8 +213,14 @@ def stop(ctx: ChainContext, step: Step) -> None:
 
 
 def destroy(ctx: ChainContext, step: Step) -> None:
+    """Idempotent: a VM already gone (an earlier, interrupted destroy) is simply done."""
     if ctx.status() is not None:
-        ctx.client.run_task("DELETE", ctx.path, purge=1, **{"destroy-unreferenced-disks": 1})
+        try:
+            ctx.client.run_task("DELETE", ctx.path, purge=1, **{"destroy-unreferenced-disks": 1})
+        except PVEApiError as exc:
+            if "does not exist" not in exc.message:
+                raise
+            ctx.progress("already destroyed")
     ctx.known_status = ctx.known_config = None
 
 

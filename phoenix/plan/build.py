@@ -20,6 +20,8 @@ from phoenix.diff.guest import guest_drift
 from phoenix.plan import guest_rules
 from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Destroy, Forget, ProvisionTemplate, Reboot,
                                 RegenerateCloudinit, RemoveUserData, Resize, RevertPending, Start, Step, Stop)
+from phoenix.plan.recovery import destroy_problem, missing_vm_note, template_verdict, vm_verdict
+from phoenix.state.model import ResourceState
 from phoenix.template.status import agent_baked
 
 
@@ -58,6 +60,7 @@ class _Builder:
         self.cfg, self.state, self.inv, self.options = cfg, state, inventory, options
         self.records: dict[int, Any] = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
         self.nodes = sorted(getattr(inventory, "nodes", []) or [])
+        self.lineage = getattr(state, "lineage", "")
         self.problems: list[str] = []
         self.guest_drift: list[dict[str, Any]] = []
         self.guest_facts: dict[int, Any] = getattr(inventory, "guest_facts", {}) or {}
@@ -95,6 +98,10 @@ class _Builder:
         orphans.sort(key=lambda v: (self.records[v].kind == "template", v))
         for vmid in orphans:
             if self.wanted(vmid):
+                problem = destroy_problem(vmid, self.inv.vms.get(vmid), self.lineage, force=False)
+                if problem:
+                    self.problems.append(problem)
+                    continue
                 rc = destroy_change(vmid, self.records[vmid], self.inv.vms.get(vmid))
                 if rc:
                     plan.resource_changes.append(rc)
@@ -116,16 +123,15 @@ class _Builder:
             rc.changes = [AttributeChange("name", None, spec.name), AttributeChange("node", None, node),
                           AttributeChange("image", None, spec.image.url)]
             rc.steps = [ProvisionTemplate(vmid=spec.vmid)]
-        elif not facts.template:
-            record = self.records.get(spec.vmid)
-            if record is not None and getattr(record, "kind", "") == "template":
-                # A provisioning that crashed half-way: remove the half-made VM and provision again.
-                rc.action = REPLACE
-                rc.notes.append("a previous provisioning did not finish; the half-made VM is rebuilt")
-                rc.steps = [Stop(), Destroy(), ProvisionTemplate(vmid=spec.vmid)]
-            else:
-                self.problems.append(f"templates: VM {spec.vmid} exists on node '{facts.node}' but is not a "
-                                     f"template; choose another vmid for template '{spec.name}'")
+        else:
+            verdict, note = template_verdict(spec, facts, self.records.get(spec.vmid), self.lineage)
+            if verdict == "problem":
+                self.problems.append(f"templates: {note}")
+            elif verdict == "finish":
+                rc.action = CREATE
+                rc.notes.append(note)
+                rc.changes = [AttributeChange("image", None, spec.image.url)]
+                rc.steps = [ProvisionTemplate(vmid=spec.vmid)]
         return rc
 
     # --- VMs ---------------------------------------------------------------------------------
@@ -151,29 +157,35 @@ class _Builder:
         desired = desired_view(vm, docs.cicustom, self.fingerprint(docs.fingerprint_source))
         rc = ResourceChange(address=f"vm.{vm.vmid}", vmid=vm.vmid, kind="vm", name=vm.name, node=node,
                             action=NOOP, depends_on=[vm.clone_from_vmid] if template_pending else [])
+        if template_pending:
+            template_facts = None        # a half-made template's disk says nothing about the finished one
         if facts is None:
             rc.action = CREATE
             rc.changes = [AttributeChange(k, None, v) for k, v in desired.items()]
             rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, baked)
             drift = None
             if record is not None:
-                drift = Drift(rc.address, vm.vmid, [AttributeChange("exists", True, False)])
-                rc.notes.append("deleted outside phoenix; it is created again")
+                note, is_drift = missing_vm_note(record)
+                rc.notes.append(note)
+                if is_drift:
+                    drift = Drift(rc.address, vm.vmid, [AttributeChange("exists", True, False)])
             return rc, drift
-        if record is None:
-            self.problems.append(f"VM {vm.vmid} ({vm.name}) already exists on node '{facts.node}' but phoenix "
-                                 f"does not manage it: adopt it with 'phoenix import {vm.vmid}' or pick another vmid")
+        verdict, note = vm_verdict(vm, facts, record, self.lineage)
+        if verdict == "problem":
+            self.problems.append(note)
             return rc, None
+        if record is None:                 # ours by its marker, the record lost (e.g. a restored state)
+            record = ResourceState(kind="vm", vmid=vm.vmid, name=vm.name, node=facts.node)
         if facts.template:
             self.problems.append(f"VM {vm.vmid} ({vm.name}) is a template in PVE; it cannot be managed as a VM")
             return rc, None
-        if facts.lock == "clone":
+        if verdict == "in_progress" or facts.lock in ("clone", "create"):
             # A clone phoenix started is still running (or was cut off): its config is a stub until the
             # lock clears. The clone step waits for it; the rest of the chain then completes the VM.
             rc.action = CREATE
             rc.changes = [AttributeChange(k, None, v) for k, v in desired.items()]
             rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, baked)
-            rc.notes.append("a clone of this VM is still in progress; phoenix waits for it, then completes the VM")
+            rc.notes.append(note or "a clone of this VM is still in progress; phoenix waits for it, then completes the VM")
             return rc, None
         rc.digest = facts.config.get("digest")
         actual = actual_view(facts.config, facts.status)
@@ -344,7 +356,7 @@ def destroy_change(vmid: int, record: Any, facts: Any) -> ResourceChange | None:
             rc.steps.append(Stop())
         rc.steps.append(Destroy())
     else:
-        rc.notes.append("already gone from PVE; only the state record is removed")
+        rc.notes.append("already destroyed; its state record and snippet are cleaned up")
     if kind == "vm":
         rc.steps.append(RemoveUserData())
     rc.steps.append(Forget())
@@ -352,7 +364,8 @@ def destroy_change(vmid: int, record: Any, facts: Any) -> ResourceChange | None:
 
 
 def build_destroy_plan(vmids: Iterable[int], state: Any, inventory: Any, force: bool = False) -> Plan:
-    """``phoenix destroy VMID...``: refuses VMs phoenix does not manage unless ``force``."""
+    """``phoenix destroy VMID...``: refuses VMs phoenix does not own unless ``force``; a VM already
+    gone is "already destroyed" (so an interrupted destroy finishes when run again)."""
     records = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
     plan = Plan(state_lineage=getattr(state, "lineage", ""), state_serial=getattr(state, "serial", 0),
                 operation="destroy")
@@ -360,10 +373,14 @@ def build_destroy_plan(vmids: Iterable[int], state: Any, inventory: Any, force: 
     for vmid in vmids:
         record, facts = records.get(vmid), inventory.vms.get(vmid)
         if record is None and facts is None:
-            problems.append(f"VM {vmid} does not exist and phoenix does not manage it")
+            plan.warnings.append(f"VM {vmid} is already destroyed; nothing to do")
             continue
         if record is None and not force:
             problems.append(f"VM {vmid} is not managed by phoenix; use --force to destroy it anyway")
+            continue
+        problem = destroy_problem(vmid, facts, getattr(state, "lineage", ""), force)
+        if problem:
+            problems.append(f"{problem}; --force destroys it anyway")
             continue
         rc = destroy_change(vmid, record, facts)
         if rc:
