@@ -194,28 +194,31 @@ def _existing_template(client, spec, owner: str, report, image_storage: str | No
     if int(config.get("template", 0) or 0):
         if owned.verdict == "other":
             raise NotOwnedError(spec.vmid, name, node, owned, "ensuring the template")
-        if owned.ours:
-            storage_id = _import_storage_or_none(client, node, image_storage)
-            if storage_id:
-                remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report.info)
-        marker = parse_marker(config.get("description"))
-        return TemplateResult(spec.vmid, node, False, agent_baked(config), marker.checksum if marker else None,
-                              message=f"template {spec.vmid} ('{name}') already exists on node '{node}'; nothing to do")
+        return _finished(client, spec, node, config, owner if owned.ours else None, report, image_storage,
+                         created=False, message=f"template {spec.vmid} ('{name}') already exists on node '{node}'; "
+                                                "nothing to do")
     if not owned.ours:
         raise NotOwnedError(spec.vmid, name, node, owned, "ensuring the template")
     if propstr_has_disk(config):
         # Created and imported by an earlier run that stopped before the conversion: finish it.
         report.info(f"VM {spec.vmid} was created by an interrupted run but not converted: converting it now")
         client.run_task("POST", f"{path.rsplit('/', 1)[0]}/template")
-        storage_id = _import_storage_or_none(client, node, image_storage)
-        if storage_id:
-            remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report.info)
-        marker = parse_marker(config.get("description"))
-        return TemplateResult(spec.vmid, node, True, agent_baked(config), marker.checksum if marker else None,
-                              message=f"template {spec.vmid} ('{name}') finished on node '{node}'")
+        return _finished(client, spec, node, config, owner, report, image_storage, created=True,
+                         message=f"template {spec.vmid} ('{name}') finished on node '{node}'")
     report.info(f"removing half-made VM {spec.vmid} (ours, without its disk) to build the template again")
     client.run_task("DELETE", path.rsplit("/", 1)[0], purge=1)
     return node
+
+
+def _finished(client, spec, node: str, config: dict, owner: str | None, report, image_storage: str | None, *,
+              created: bool, message: str) -> TemplateResult:
+    """The result for a template that is there; an owned one's staging leftovers are removed first."""
+    storage_id = _import_storage_or_none(client, node, image_storage) if owner else None
+    if owner and storage_id:
+        remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report.info)
+    marker = parse_marker(config.get("description"))
+    return TemplateResult(spec.vmid, node, created, agent_baked(config), marker.checksum if marker else None,
+                          message=message)
 
 
 def propstr_has_disk(config: dict) -> bool:
