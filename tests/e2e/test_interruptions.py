@@ -42,13 +42,11 @@ def _wait_for(predicate, what: str, timeout: float = 60) -> None:
 @pytest.mark.parametrize("kill_at", ["POST /nodes/{node}/qemu", "POST /nodes/{node}/qemu/{vmid}/clone",
                                      "PUT /nodes/{node}/qemu/{vmid}/resize"])
 def test_simulator_killed_mid_task_then_restarted_converges(kill_at, start_sim, phoenix_cli_for, sim_control_for,
-                                                            tmp_path, _sim_seed_dir):
+                                                            tmp_path):
     """PVE (the simulator) dies while phoenix's create / clone / resize task runs.  After the restart a
     dead task's lock is named at once with its way out, and ``--unlock-stale`` (root@pam with a
     password, as PVE requires) clears it and removes the half-made clone; the apply then converges."""
-    from conftest import PhoenixCLI, SimControl, _fresh_data_dir
-
-    data_dir = _fresh_data_dir(_sim_seed_dir, tmp_path / "sim")
+    data_dir = tmp_path / "sim"
     port = _free_port()
     serve = subprocess.Popen([sys.executable, "-m", "phoenix", "sim", "serve", "--port", str(port), "--nodes",
                               "pve1,pve2", "--data-dir", str(data_dir), "--task-scale", "2"],
@@ -59,8 +57,8 @@ def test_simulator_killed_mid_task_then_restarted_converges(kill_at, start_sim, 
         served = SimpleNamespace(endpoint=env["PROXMOX_VE_ENDPOINT"], api_token=env["PROXMOX_VE_API_TOKEN"],
                                  ca_file=env["PROXMOX_VE_CA_FILE"],
                                  sim=SimpleNamespace(settings=SimpleNamespace(data_dir=data_dir)))
-        run = PhoenixCLI(served, tmp_path, template_and_three_vms_on_two_nodes)
-        control = SimControl(served)
+        run = phoenix_cli_for(served, template_and_three_vms_on_two_nodes)
+        control = sim_control_for(served)
         apply = subprocess.Popen(phoenix_cmd(run, "apply", "--auto-approve"), env={**os.environ, **run.env},
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
