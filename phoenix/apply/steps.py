@@ -19,6 +19,7 @@ from phoenix.pve import locks as pve_locks
 from phoenix.pve import propstr
 from phoenix.pve.answer import str_field
 from phoenix.pve.client import PVEApiError
+from phoenix.pve.locks import StaleLockError
 
 SHUTDOWN_TIMEOUT_S = 60
 LOCK_WAIT_S = 120
@@ -107,7 +108,14 @@ class ChainContext:
 def provision_template(ctx: ChainContext, step: ProvisionTemplate) -> None:
     spec = ctx.runtime.cfg.template(step.vmid)
     ctx.runtime.journal.begin(spec.vmid, "template", spec.name, ctx.node)
-    result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
+    try:
+        result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
+    except StaleLockError:
+        if not ctx.runtime.unlock_stale:
+            raise
+        # --unlock-stale: clear the dead create's lock, remove its placeholder, build the template again.
+        await_vm(ctx.client, spec.vmid, ctx.runtime.lineage, ctx.progress, unlock_stale=True)
+        result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
     ctx.outputs = TemplateOutputs(agent_baked=bool(result.agent_baked))
     ctx.done({"name": spec.name, "image": spec.image.url, "agent_baked": ctx.outputs.agent_baked},
              node=getattr(result, "node", None) or ctx.node)
