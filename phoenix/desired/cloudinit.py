@@ -118,26 +118,52 @@ def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> dic
 
 
 def build_network_config(vm: VMSpec) -> str:
-    """Network config version 2 for a NoCloud seed.
+    """Network config version 2 for a NoCloud seed, one ``ethernets`` entry per NIC.
 
-    The MAC is unknown before the clone, so the first NIC is matched by name (``e*``: ens18, eth0).
-    The default route is written as ``0.0.0.0/0``, which every cloud-init version parses; the
-    search domain goes with the name servers (cloud-init refuses a search list on its own).
+    A NIC with a declared MAC is matched by it.  Otherwise the MAC is unknown before the clone: a
+    lone NIC is matched by name (``e*``: ens18, eth0), and with several, NIC N by its predictable
+    name on PVE's PCI layout (net0 → ens18, net1 → ens19 …).  Default routes are written as
+    ``0.0.0.0/0`` and ``::/0``, which every cloud-init version parses; IPv6 ``auto`` is SLAAC
+    (``accept-ra``).  Name servers and search domain go with the first NIC (cloud-init refuses a
+    search list on its own).
     """
-    net = vm.network
-    nic: dict[str, Any] = {"match": {"name": "e*"}}
-    if net.is_dhcp:
-        nic["dhcp4"] = True
-    else:
-        nic["dhcp4"] = False
-        nic["addresses"] = [net.ip]
-        if net.gw:
-            nic["routes"] = [{"to": "0.0.0.0/0", "via": net.gw}]
-    if net.nameservers:  # cloud-init refuses a nameservers block without addresses (search alone)
-        nic["nameservers"] = {"addresses": list(net.nameservers)}
-        if net.searchdomain:
-            nic["nameservers"]["search"] = [net.searchdomain]
-    return _dump({"version": 2, "ethernets": {"primary": nic}})
+    ethernets: dict[str, Any] = {}
+    for index, nic in enumerate(vm.nics):
+        entry: dict[str, Any] = {"match": _nic_match(index, nic.mac, len(vm.nics))}
+        routes: list[dict[str, str]] = []
+        addresses: list[str] = []
+        entry["dhcp4"] = nic.ip == "dhcp"
+        if nic.ip != "dhcp":
+            addresses.append(nic.ip)
+            if nic.gw:
+                routes.append({"to": "0.0.0.0/0", "via": nic.gw})
+        if nic.ip6 == "dhcp":
+            entry["dhcp6"] = True
+        elif nic.ip6 == "auto":
+            entry["dhcp6"] = False
+            entry["accept-ra"] = True
+        elif nic.ip6 is not None:
+            entry["dhcp6"] = False
+            addresses.append(nic.ip6)
+            if nic.gw6:
+                routes.append({"to": "::/0", "via": nic.gw6})
+        if addresses:
+            entry["addresses"] = addresses
+        if routes:
+            entry["routes"] = routes
+        net = vm.network
+        if index == 0 and net.nameservers:  # cloud-init refuses a nameservers block without addresses
+            entry["nameservers"] = {"addresses": list(net.nameservers)}
+            if net.searchdomain:
+                entry["nameservers"]["search"] = [net.searchdomain]
+        ethernets["primary" if index == 0 else f"nic{index}"] = entry
+    return _dump({"version": 2, "ethernets": ethernets})
+
+
+def _nic_match(index: int, mac: str | None, count: int) -> dict[str, str]:
+    if mac:
+        return {"macaddress": mac.lower()}
+    return {"name": "e*" if count == 1 else f"ens{18 + index}"}
 
 
 def build_meta_data(vm: VMSpec) -> str:
@@ -151,6 +177,15 @@ def _identity(vm: VMSpec) -> dict[str, Any]:
     secret = vm.user.password_hash.get_secret_value() if vm.user.password_hash else ""
     return {
         "name": vm.name, "network": vm.network.model_dump(), "features": vm.features,
+        **({"nics": [nic.model_dump() for nic in vm.nics]} if _beyond_shorthand(vm) else {}),
         "user": vm.user.username, "keys": vm.user.ssh_public_keys,
         "password": hashlib.sha256(secret.encode()).hexdigest(),
     }
+
+
+def _beyond_shorthand(vm: VMSpec) -> bool:
+    """The NICs say more than the one-NIC shorthand of the original identity (which stays as it was,
+    so an existing VM's instance-id does not change)."""
+    first = vm.nics[0]
+    return len(vm.nics) > 1 or any(getattr(first, k) not in (None, False, "virtio") for k in
+                                   ("vlan", "mac", "firewall", "mtu", "ip6", "gw6", "model"))

@@ -74,24 +74,36 @@ def _unique(data: dict[str, Any], key: str, message: str, where: Callable[[str],
 
 
 def _unique_addresses(data: dict[str, Any], where: Callable[[str], str]) -> list[Problem]:
-    """Two VMs with the same static address would fight over it."""
+    """Two NICs with the same static address (IPv4 or IPv6) would fight over it."""
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     for path, entry in _entries(data, "vms"):
-        network = entry.get("network_config")
-        ip = network.get("ip") if isinstance(network, dict) else None
-        if not isinstance(ip, str) or ip == "dhcp":
-            continue
-        try:
-            address = str(ipaddress.IPv4Interface(ip).ip)
-        except ValueError:
-            continue
-        ip_path = join_path(join_path(path, "network_config"), "ip")
-        if address in seen:
-            problems.append(Problem(where(ip_path), f"address {address} is already used by {where(seen[address])}"))
-        else:
-            seen[address] = ip_path
+        for nic_path, nic in _nic_entries(path, entry):
+            for key, kind in (("ip", ipaddress.IPv4Interface), ("ip6", ipaddress.IPv6Interface)):
+                ip = nic.get(key)
+                if not isinstance(ip, str) or ip in ("dhcp", "auto"):
+                    continue
+                try:
+                    address = str(kind(ip).ip)
+                except ValueError:
+                    continue
+                ip_path = join_path(nic_path, key)
+                if address in seen:
+                    problems.append(Problem(where(ip_path),
+                                            f"address {address} is already used by {where(seen[address])}"))
+                else:
+                    seen[address] = ip_path
     return problems
+
+
+def _nic_entries(path: str, vm: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    """The NICs of one VM: ``networks[]``, or the ``network_config`` shorthand."""
+    if isinstance(vm.get("networks"), list):
+        for index, nic in enumerate(vm["networks"]):
+            if isinstance(nic, dict):
+                yield join_path(join_path(path, "networks"), index), nic
+    elif isinstance(vm.get("network_config"), dict):
+        yield join_path(path, "network_config"), vm["network_config"]
 
 
 def _known_features(data: dict[str, Any], available: list[str], where: Callable[[str], str]) -> list[Problem]:

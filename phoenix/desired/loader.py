@@ -6,6 +6,7 @@ ends in one :class:`ConfigError` that lists all of them.  Nothing here raises an
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Callable, Optional, get_args
@@ -18,7 +19,7 @@ from phoenix.desired.features import FeatureError, available_features, render_fe
 from phoenix.desired.models import CustomizeSpec, DesiredIn, TemplateIn, VMIn
 from phoenix.desired.problems import ROOT, ConfigError, Problem, join_path, path_of, unknown_key_message
 from phoenix.text import first_control
-from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, NetworkSpec, TemplateSpec, UserSpec, VMSpec
+from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, NetworkSpec, NicSpec, TemplateSpec, UserSpec, VMSpec
 
 _PLAIN_MESSAGES = {
     "missing": "required key missing",
@@ -204,22 +205,39 @@ def _vm(v: VMIn, model: DesiredIn) -> VMSpec:
     net = v.network_config
     keys = ([v.user_config.ssh_public_key] if v.user_config.ssh_public_key else []) + list(v.user_config.ssh_public_keys)
     template = next((t for t in model.templates if t.vmid == v.clone_from_vmid), None)
+    nics = _nics(v, d.network_bridge)
     return VMSpec(
         vmid=v.vmid, name=v.name, clone_from_vmid=v.clone_from_vmid,
         node=v.node or d.node or (template.node if template else None),
         cores=v.cores or d.cores, memory_mb=v.memory_mb or d.memory_mb,
         disk_size_gb=v.disk_size_gb or d.disk_size_gb, storage_pool=v.storage_pool or d.storage_pool,
-        network_bridge=v.network_bridge or d.network_bridge,
         full_clone=d.full_clone if v.full_clone is None else v.full_clone,
         snippets_storage=d.snippets_storage, start=v.start, tags=list(v.tags),
         features=list(dict.fromkeys(v.features)),
-        network=NetworkSpec(ip=net.ip, gw=net.gw,
+        network=NetworkSpec(ip=nics[0].ip, gw=nics[0].gw,
                             nameservers=list(d.nameservers if net.nameservers is None else net.nameservers),
                             searchdomain=net.searchdomain or d.searchdomain),
+        nics=nics,
         user=UserSpec(username=v.user_config.username, password_hash=v.user_config.password_hash,
                       ssh_public_keys=list(dict.fromkeys(keys))),
         guest_timeout_s=v.guest_timeout_s,
     )
+
+
+def _nics(v: VMIn, default_bridge: str) -> list[NicSpec]:
+    """``networks``, or the one NIC the shorthand (``network_config`` + ``network_bridge``) declares;
+    IPv6 addresses in canonical form, so ``2001:DB8::1/64`` and ``2001:db8::1/64`` never diff."""
+    declared = v.networks if v.networks is not None else [v.network_config]
+    nics = []
+    for nic in declared:
+        fields = nic.model_dump(include={"ip", "gw", "ip6", "gw6", "vlan", "model", "mac", "firewall", "mtu"})
+        if fields.get("ip6") not in (None, "dhcp", "auto"):
+            fields["ip6"] = str(ipaddress.IPv6Interface(fields["ip6"]))
+        if fields.get("gw6"):
+            fields["gw6"] = str(ipaddress.IPv6Address(fields["gw6"]))
+        bridge = getattr(nic, "bridge", None) or (v.network_bridge if v.networks is None else None)
+        nics.append(NicSpec(bridge=bridge or default_bridge, **fields))
+    return nics
 
 
 def _render_features(config: DesiredConfig, features: dict[str, Path], where: Callable[[str], str]) -> list[Problem]:

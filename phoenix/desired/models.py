@@ -12,6 +12,9 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from phoenix.desired import validators as v
+from phoenix.pve.propstr import NET_MODELS
+
+MAX_NICS = 32        # PVE's net0..net31 / ipconfig0..ipconfig31
 
 
 def _secret(check):
@@ -32,6 +35,12 @@ SSHKey = Annotated[str, AfterValidator(v.check_ssh_public_key)]
 CidrOrDhcp = Annotated[str, AfterValidator(v.check_cidr_or_dhcp)]
 IPv4 = Annotated[str, AfterValidator(v.check_ipv4)]
 IPAddr = Annotated[str, AfterValidator(v.check_ip)]
+Cidr6OrAuto = Annotated[str, AfterValidator(v.check_cidr6_or_auto)]
+IPv6 = Annotated[str, AfterValidator(v.check_ipv6)]
+Mac = Annotated[str, AfterValidator(v.check_mac)]
+VlanTag = Annotated[int, Field(ge=1, le=4094)]
+Mtu = Annotated[int, Field(ge=576, le=65520)]
+NicModel = Literal[NET_MODELS]
 FeatureName = Annotated[str, AfterValidator(v.check_feature_name)]
 Tag = Annotated[str, AfterValidator(v.check_tag)]
 StorageId = Annotated[str, AfterValidator(v.check_storage_id)]
@@ -138,11 +147,13 @@ class TemplateIn(_Model):
         return self
 
 
-class NetworkIn(_Model):
+class AddressIn(_Model):
+    """A NIC's addresses, as PVE's ``ipconfigN`` holds them: IPv4 (``dhcp`` or static) and IPv6."""
+
     ip: CidrOrDhcp = "dhcp"
     gw: Optional[IPv4] = None
-    nameservers: Optional[list[IPAddr]] = None
-    searchdomain: Optional[Hostname] = None
+    ip6: Optional[Cidr6OrAuto] = None
+    gw6: Optional[IPv6] = None
 
     @field_validator("gw")
     @classmethod
@@ -154,6 +165,41 @@ class NetworkIn(_Model):
             raise ValueError("a gateway only applies to a static ip; with 'dhcp' the DHCP server sets it")
         v.check_gateway_in_subnet(ip, value)
         return value
+
+    @field_validator("gw6")
+    @classmethod
+    def _gateway6_static(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        ip6 = info.data.get("ip6")
+        if value is None:
+            return value
+        if ip6 is None:
+            raise ValueError("a gateway needs a static ip6 on the same NIC")
+        v.check_gateway6(ip6, value)
+        return value
+
+
+class NetworkIn(AddressIn):
+    """The first NIC's addresses (shorthand for ``networks[0]``) and the VM's DNS settings."""
+
+    nameservers: Optional[list[IPAddr]] = None
+    searchdomain: Optional[Hostname] = None
+
+
+class NicIn(AddressIn):
+    """One NIC: ``netN`` (bridge, VLAN tag, model, MAC, firewall, MTU) and its ``ipconfigN``."""
+
+    bridge: Optional[Bridge] = None            # default: vm_defaults.network_bridge
+    vlan: Optional[VlanTag] = None
+    model: NicModel = "virtio"
+    mac: Optional[Mac] = None                  # default: PVE picks one (and keeps it)
+    firewall: bool = False
+    mtu: Optional[Mtu] = None
+
+    @model_validator(mode="after")
+    def _mtu_needs_virtio(self) -> "NicIn":
+        if self.mtu is not None and self.model != "virtio":
+            raise ValueError(f"mtu applies to virtio NICs only (this one is {self.model!r})")
+        return self
 
 
 class UserIn(_Model):
@@ -175,12 +221,28 @@ class VMIn(_Model):
     network_bridge: Optional[Bridge] = None
     full_clone: Optional[bool] = None
     network_config: NetworkIn = NetworkIn()
+    networks: Optional[Annotated[list[NicIn], Field(min_length=1, max_length=MAX_NICS)]] = None
     user_config: UserIn
     features: list[FeatureName] = []
     start: bool = True
     tags: list[Tag] = []
     # How long apply waits for the guest (agent, cloud-init, features) after a start; default 900 s.
     guest_timeout_s: Optional[int] = Field(default=None, ge=10, le=86400)
+
+
+    @model_validator(mode="after")
+    def _one_way_to_declare_nics(self) -> "VMIn":
+        """``network_config``'s addresses and ``network_bridge`` are the shorthand for one NIC; with
+        ``networks`` they belong in ``networks[0]``."""
+        if self.networks is None:
+            return self
+        shorthand = [k for k in ("ip", "gw", "ip6", "gw6") if k in self.network_config.model_fields_set]
+        if shorthand:
+            raise ValueError(f"network_config.{shorthand[0]} and networks both declare the first NIC; "
+                             "put its addresses in networks[0]")
+        if self.network_bridge is not None:
+            raise ValueError("network_bridge and networks both declare the first NIC; put the bridge in networks[0]")
+        return self
 
 
 class DesiredIn(_Model):

@@ -40,7 +40,8 @@ class TemplateSpec(_Spec):
 
 
 class NetworkSpec(_Spec):
-    """``ip`` is ``"dhcp"`` or a CIDR; nameservers/searchdomain already fall back to vm_defaults."""
+    """The first NIC's IPv4 (``ip`` is ``"dhcp"`` or a CIDR) and the VM's DNS settings, which already
+    fall back to vm_defaults.  Feature templates read it (``ip``, ``cidr``, ``gateway``)."""
 
     ip: str
     gw: Optional[str]
@@ -55,6 +56,22 @@ class NetworkSpec(_Spec):
     def address(self) -> Optional[str]:
         """The bare IPv4 address (no prefix), or None with DHCP."""
         return None if self.is_dhcp else str(ipaddress.IPv4Interface(self.ip).ip)
+
+
+class NicSpec(_Spec):
+    """One NIC (``netN`` + ``ipconfigN``), defaults resolved.  ``ip6``: None (no IPv6 configured),
+    ``dhcp``, ``auto`` (SLAAC) or a CIDR in canonical form; ``mac`` None lets PVE pick one."""
+
+    bridge: str
+    model: str = "virtio"
+    vlan: Optional[int] = None
+    mac: Optional[str] = None
+    firewall: bool = False
+    mtu: Optional[int] = None
+    ip: str = "dhcp"
+    gw: Optional[str] = None
+    ip6: Optional[str] = None
+    gw6: Optional[str] = None
 
 
 class UserSpec(_Spec):
@@ -74,15 +91,20 @@ class VMSpec(_Spec):
     memory_mb: int
     disk_size_gb: int
     storage_pool: str
-    network_bridge: str
     full_clone: bool
     snippets_storage: str
     start: bool
     tags: list[str]
     features: list[str]
     network: NetworkSpec
+    nics: list[NicSpec]
     user: UserSpec
     guest_timeout_s: Optional[int] = None
+
+    @property
+    def network_bridge(self) -> str:
+        """The first NIC's bridge."""
+        return self.nics[0].bridge
 
     @property
     def fqdn(self) -> str:

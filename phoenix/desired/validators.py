@@ -26,6 +26,7 @@ _STORAGE = re.compile(r"[a-z][a-z0-9_.-]*[a-z0-9]", re.IGNORECASE)
 _BRIDGE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
 _FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 _URL = re.compile(r"https?://[^\s/]+/\S*")
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _SALT_CHARS = r"[./A-Za-z0-9]"
 _CRYPT_FORMS = {
     "6": re.compile(rf"\$6\$(?:rounds=\d+\$)?{_SALT_CHARS}{{1,16}}\${_SALT_CHARS}{{86}}"),
@@ -141,6 +142,46 @@ def check_ipv4(value: str) -> str:
     except ValueError:
         raise ValueError(f"{value!r} is not an IPv4 address") from None
     return value
+
+
+def check_cidr6_or_auto(value: str) -> str:
+    """``dhcp``, ``auto`` (SLAAC) or an IPv6 host address with prefix length (PVE's ``ipconfigN ip6=``)."""
+    if value in ("dhcp", "auto"):
+        return value
+    example = "expected 'dhcp', 'auto' (SLAAC) or an IPv6 address with prefix length, e.g. 2001:db8::101/64"
+    if "/" not in value:
+        raise ValueError(f"{value[:60]!r} has no prefix length; {example}")
+    try:
+        ipaddress.IPv6Interface(value)
+    except ValueError:
+        raise ValueError(f"{value[:60]!r} is not valid; {example}") from None
+    return value
+
+
+def check_ipv6(value: str) -> str:
+    """A plain IPv6 address (gateway; a link-local one such as fe80::1 is fine)."""
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        raise ValueError(f"{value[:60]!r} is not an IPv6 address") from None
+    return value
+
+
+def check_gateway6(ip6: str, gw6: str) -> None:
+    """An IPv6 gateway only goes with a static ``ip6`` and is not the VM's own address."""
+    if ip6 in ("dhcp", "auto"):
+        raise ValueError(f"a gateway only applies to a static ip6; with {ip6!r} router advertisements set it")
+    if ipaddress.IPv6Address(gw6) == ipaddress.IPv6Interface(ip6).ip:
+        raise ValueError(f"gateway {gw6} is the VM's own address")
+
+
+def check_mac(value: str) -> str:
+    """A unicast MAC address ``XX:XX:XX:XX:XX:XX`` (PVE refuses multicast ones)."""
+    if not _MAC.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not a MAC address (e.g. BC:24:11:00:00:01)")
+    if int(value[:2], 16) & 1:
+        raise ValueError(f"{value} is a multicast MAC address; a NIC needs a unicast one")
+    return value.upper()
 
 
 def check_ip(value: str) -> str:

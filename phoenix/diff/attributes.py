@@ -23,6 +23,7 @@ derive from this table.  Adding a setting is one entry here plus its validation 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from phoenix.desired.spec import VMSpec
 
 GIB = 1 << 30
+MAX_NICS = 32        # PVE's net0..net31, ipconfig0..ipconfig31
 
 
 class Writer(StrEnum):
@@ -93,6 +95,9 @@ class Attribute:
     cloudinit: bool = False
     replace_only: bool = False
     show: Callable[[Any], str] = _show_json          # how rendering prints a (non-sensitive) value
+    # The actual value cut down to what the desired one declares (e.g. a NIC's MAC that PVE picked),
+    # as the views are cut down to the declared attributes.
+    narrow: Callable[[Any, Any], Any] = lambda actual, desired: actual
 
     @property
     def source(self) -> Source:
@@ -154,16 +159,77 @@ def _read_memory(obs: Observed) -> Any:
     return as_int(propstr.parse(str(memory), default_key="current").get("current", 0))
 
 
-def _read_bridge(obs: Observed) -> Any:
-    net0 = obs.config.get("net0")
-    return propstr.parse_net(net0).get("bridge") if net0 else None
+# A NIC in phoenix's vocabulary: netN's options phoenix owns (others, e.g. ``rate``, are kept as PVE has them).
+NIC_KEYS = {"bridge": "bridge", "vlan": "tag", "mtu": "mtu", "firewall": "firewall"}
 
 
-def _write_bridge(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the bridge changes: the NIC keeps its model and MAC (a new MAC is a new NIC to the guest)."""
-    net = propstr.parse_net(config["net0"]) if config.get("net0") else {"model": "virtio"}
-    net["bridge"] = value
-    return {"net0": propstr.format_net(net)}
+def _read_nic(index: int) -> Callable[[Observed], Any]:
+    def read(obs: Observed) -> Any:
+        text = obs.config.get(f"net{index}")
+        if not text:
+            return None
+        net = propstr.parse_net(str(text))
+        nic: dict[str, Any] = {"model": net["model"]}
+        if net.get("macaddr"):
+            nic["mac"] = net["macaddr"].upper()
+        for name, key in NIC_KEYS.items():
+            if net.get(key) not in (None, ""):
+                nic[name] = net[key] if name == "bridge" else as_int(net[key])
+        if not nic.get("firewall"):
+            nic.pop("firewall", None)         # firewall=0 and no firewall are the same NIC
+        else:
+            nic["firewall"] = True
+        return nic
+    return read
+
+
+def _write_nic(index: int) -> Callable[[Any, Mapping[str, Any]], dict[str, Any]]:
+    """Only the options phoenix owns change: an undeclared MAC stays (a new MAC is a new NIC to the guest)."""
+    key = f"net{index}"
+
+    def write(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+        net: dict[str, Any] = propstr.parse_net(str(config[key])) if config.get(key) else {}
+        for pve_key in NIC_KEYS.values():
+            net.pop(pve_key, None)
+        net["model"] = value["model"]
+        if value.get("mac"):
+            net["macaddr"] = value["mac"]
+        for name, pve_key in NIC_KEYS.items():
+            if value.get(name) not in (None, False):
+                net[pve_key] = 1 if value[name] is True else value[name]
+        return {key: propstr.format_net(net)}
+    return write
+
+
+def _narrow_nic(actual: Any, desired: Any) -> Any:
+    """A MAC PVE picked is not compared unless the file declares one."""
+    if isinstance(actual, dict) and isinstance(desired, dict) and "mac" not in desired:
+        return {k: v for k, v in actual.items() if k != "mac"}
+    return actual
+
+
+def _declared_nic(index: int) -> Callable[[Declared], Any]:
+    def declare(d: Declared) -> Any:
+        if index >= len(d.vm.nics):
+            return None
+        nic = d.vm.nics[index]
+        value: dict[str, Any] = {"bridge": nic.bridge, "model": nic.model}
+        for name in ("mac", "vlan", "mtu"):
+            if getattr(nic, name) is not None:
+                value[name] = getattr(nic, name)
+        if nic.firewall:
+            value["firewall"] = True
+        return value
+    return declare
+
+
+def _declared_ipconfig(index: int) -> Callable[[Declared], Any]:
+    def declare(d: Declared) -> Any:
+        if index >= len(d.vm.nics):
+            return None
+        nic = d.vm.nics[index]
+        return propstr.format_ipconfig({"ip": nic.ip, "gw": nic.gw, "ip6": nic.ip6, "gw6": nic.gw6})
+    return declare
 
 
 def agent_enabled(config: Mapping[str, Any]) -> bool:
@@ -175,7 +241,15 @@ def _read_tags(obs: Observed) -> Any:
 
 
 def normalise_ipconfig(value: str) -> str:
-    return propstr.format_ipconfig(propstr.parse_ipconfig(value))
+    """PVE's ``ipconfigN`` in one spelling: keys in PVE's order, IPv6 addresses in canonical form."""
+    values: dict[str, Any] = dict(propstr.parse_ipconfig(value))
+    for key, kind in (("ip6", ipaddress.IPv6Interface), ("gw6", ipaddress.IPv6Address)):
+        if values.get(key) not in (None, "dhcp", "auto"):
+            try:
+                values[key] = str(kind(values[key]))
+            except ValueError:
+                pass                               # shown as PVE has it: a diff, never a crash
+    return propstr.format_ipconfig(values)
 
 
 def normalise_nameserver(value: str) -> str:
@@ -206,11 +280,6 @@ def _show_sshkeys(keys: Any) -> str:
 
 # --- desired values ---------------------------------------------------------------------------------
 
-def _declared_ipconfig0(d: Declared) -> str:
-    net = d.vm.network
-    return propstr.format_ipconfig({"ip": "dhcp"} if net.is_dhcp else {"ip": net.ip, "gw": net.gw})
-
-
 def _declared_nameserver(d: Declared) -> str | None:
     return " ".join(d.vm.network.nameservers) or None
 
@@ -228,8 +297,8 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("memory_mb", ("memory",), lambda d: d.vm.memory_mb, _read_memory, _set("memory"), reboot=True),
     Attribute("disk_size_gb", ("scsi0",), lambda d: d.vm.disk_size_gb, _read_disk_gb, writer=Writer.RESIZE,
               hotplug=True),
-    Attribute("network_bridge", ("net0",), lambda d: d.vm.network_bridge, _read_bridge, _write_bridge,
-              hotplug=True),
+    *(Attribute(f"net{i}", (f"net{i}",), _declared_nic(i), _read_nic(i), _write_nic(i), hotplug=True,
+                removable=i > 0, narrow=_narrow_nic) for i in range(MAX_NICS)),
     Attribute("agent", ("agent",), lambda d: ALWAYS["agent"], lambda o: agent_enabled(o.config),
               _set("agent", lambda on: "enabled=1" if on else "enabled=0"), reboot=True),
     Attribute("serial0", ("serial0",), lambda d: ALWAYS["serial0"], _key("serial0"), _set("serial0"), reboot=True),
@@ -239,8 +308,9 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("ciuser", ("ciuser",), lambda d: d.vm.user.username, _key("ciuser"), _set("ciuser"), cloudinit=True),
     Attribute("sshkeys", ("sshkeys",), lambda d: list(d.vm.user.ssh_public_keys) or None, _read_sshkeys,
               _set("sshkeys", propstr.encode_sshkeys), cloudinit=True, removable=True, show=_show_sshkeys),
-    Attribute("ipconfig0", ("ipconfig0",), _declared_ipconfig0, _read_normalised("ipconfig0", normalise_ipconfig),
-              _set("ipconfig0"), cloudinit=True, removable=True),
+    *(Attribute(f"ipconfig{i}", (f"ipconfig{i}",), _declared_ipconfig(i),
+                _read_normalised(f"ipconfig{i}", normalise_ipconfig), _set(f"ipconfig{i}"), cloudinit=True,
+                removable=True) for i in range(MAX_NICS)),
     Attribute("nameserver", ("nameserver",), _declared_nameserver,
               _read_normalised("nameserver", normalise_nameserver), _set("nameserver"), cloudinit=True,
               removable=True),

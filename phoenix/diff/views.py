@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from phoenix.diff.attributes import ATTRIBUTES, Declared, Observed
+from phoenix.diff.attributes import ATTRIBUTES, BY_NAME, Declared, Observed
 
 if TYPE_CHECKING:
     from phoenix.desired.spec import VMSpec
@@ -43,3 +43,14 @@ def actual_view(config: Mapping[str, Any], status: str | None) -> dict[str, Any]
             if value is not None:
                 view[entry.name] = value
     return view
+
+
+def narrowed(view: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """``view`` (actual or recorded) with each declared value cut down to what the desired value
+    declares (the registry's ``narrow``: e.g. a NIC's MAC that PVE picked is not compared)."""
+    result = dict(view)
+    for name, value in desired.items():
+        entry = BY_NAME.get(name)
+        if entry is not None and name in result:
+            result[name] = entry.narrow(result[name], value)
+    return result

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from phoenix.diff.attributes import CLOUDINIT, CONFIGURED, GIB, REBOOT, REMOVABLE, disk_size_bytes
 from phoenix.diff.engine import AttributeChange, diff_resource
-from phoenix.diff.views import actual_view, desired_view
+from phoenix.diff.views import actual_view, desired_view, narrowed
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Drift, Plan, ResourceChange
@@ -188,11 +188,12 @@ class _Builder:
             rc.notes.append(note or "a clone of this VM is still in progress; phoenix waits for it, then completes the VM")
             return rc, None
         rc.digest = facts.config.get("digest")
-        actual = actual_view(facts.config, facts.status)
         recorded = recorded_view(record)
         for key in REMOVABLE - set(desired):
             if recorded.get(key) not in (None, [], ""):
                 desired[key] = None          # phoenix set it before and the file dropped it: remove it
+        actual = narrowed(actual_view(facts.config, facts.status), desired)
+        recorded = narrowed(recorded, desired)
         diff = diff_resource(desired, actual, recorded)
         drift = Drift(rc.address, vm.vmid, diff.drift) if diff.drift else None
         pending = facts.pending

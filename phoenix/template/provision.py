@@ -157,7 +157,8 @@ def template_create_params(spec, volid: str, description: str, agent_baked: bool
         "scsihw": "virtio-scsi-pci", "scsi0": f"{pool}:0,import-from={volid}",
         "ide2": f"{pool}:cloudinit", "boot": "order=scsi0", "description": description,
     }
-    values = {"name": spec.name, "network_bridge": getattr(spec, "network_bridge", None) or DEFAULT_BRIDGE,
+    values = {"name": spec.name,
+              "net0": {"model": "virtio", "bridge": getattr(spec, "network_bridge", None) or DEFAULT_BRIDGE},
               **ALWAYS, "cores": getattr(spec, "cores", None), "memory_mb": getattr(spec, "memory_mb", None)}
     for name, value in values.items():
         if value:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from phoenix.diff import attributes as reg
 from phoenix.diff.engine import compare
-from phoenix.diff.views import actual_view
+from phoenix.diff.views import actual_view, narrowed
 from phoenix.pve import propstr
 
 NODE, VMID = "pve", 100
@@ -26,7 +26,34 @@ OCTET = st.integers(1, 254)
 def _ipconfig() -> st.SearchStrategy[str]:
     static = st.tuples(OCTET, OCTET, st.sampled_from([8, 16, 24])).map(
         lambda t: {"ip": f"10.{t[0]}.{t[1]}.5/{t[2]}", "gw": f"10.{t[0]}.{t[1]}.1"})
-    return st.one_of(st.just({"ip": "dhcp"}), static).map(propstr.format_ipconfig)
+    static6 = st.tuples(st.integers(1, 0xffff), st.sampled_from([48, 64])).map(
+        lambda t: {"ip6": f"2001:db8:{t[0]:x}::5/{t[1]}", "gw6": f"2001:db8:{t[0]:x}::1"})
+    six = st.one_of(st.just({}), st.just({"ip6": "dhcp"}), st.just({"ip6": "auto"}), static6,
+                    st.just({"ip6": "2001:db8::7/64", "gw6": "fe80::1"}))
+    four = st.one_of(st.just({"ip": "dhcp"}), static)
+    return st.tuples(four, six).map(lambda t: propstr.format_ipconfig({**t[0], **t[1]}))
+
+
+MAC = st.tuples(st.sampled_from([0x02, 0xBC, 0x52]), st.lists(st.integers(0, 255), min_size=5, max_size=5)).map(
+    lambda t: ":".join(f"{b:02X}" for b in [t[0], *t[1]]))
+
+
+@st.composite
+def _nic(draw) -> dict:
+    """A NIC in the registry's normal form (optional keys absent when not set)."""
+    nic = {"bridge": draw(st.sampled_from(["vmbr0", "vmbr1"])),
+           "model": draw(st.sampled_from(["virtio", "e1000", "vmxnet3", "rtl8139"]))}
+    for name, strategy in (("vlan", st.integers(1, 4094)), ("mac", MAC), ("firewall", st.just(True))):
+        if draw(st.booleans()):
+            nic[name] = draw(strategy)
+    if nic["model"] == "virtio" and draw(st.booleans()):
+        nic["mtu"] = draw(st.integers(576, 9000))
+    return nic
+
+
+def _maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:
+    """NICs beyond the first are mostly absent (None removes them), so an example stays small."""
+    return st.one_of(st.none(), st.none(), strategy)
 
 
 # Desired values, in the registry's normal form, for every attribute PVE can show.
@@ -35,7 +62,8 @@ STRATEGIES: dict[str, st.SearchStrategy] = {
     "cores": st.integers(1, 16),
     "memory_mb": st.integers(1, 256).map(lambda n: n * 128),
     "disk_size_gb": st.integers(2, 64),
-    "network_bridge": st.sampled_from(["vmbr0", "vmbr1"]),
+    "net0": _nic(),
+    **{f"net{i}": _maybe(_nic()) for i in range(1, reg.MAX_NICS)},
     "agent": st.booleans(),
     "serial0": st.just("socket"),
     "vga": st.sampled_from(["serial0", "std", "virtio"]),
@@ -44,6 +72,7 @@ STRATEGIES: dict[str, st.SearchStrategy] = {
     "ciuser": st.from_regex(r"[a-z_][a-z0-9_-]{0,12}", fullmatch=True),
     "sshkeys": st.lists(st.sampled_from(KEYS), min_size=1, max_size=2, unique=True),
     "ipconfig0": _ipconfig(),
+    **{f"ipconfig{i}": _maybe(_ipconfig()) for i in range(1, reg.MAX_NICS)},
     "nameserver": st.lists(st.sampled_from(["10.0.0.1", "1.1.1.1", "2620:fe::fe"]), min_size=1, max_size=3,
                            unique=True).map(" ".join),
     "searchdomain": st.lists(LABEL, min_size=1, max_size=3).map(".".join),
@@ -84,7 +113,7 @@ def test_every_configured_attribute_round_trips_through_the_simulator(client, va
         _make_vm(client)
     config = client.get(f"{PATH}/config")
     client.put(f"{PATH}/config", digest=config["digest"], **reg.configure_params(values, config))
-    actual = actual_view(client.get(f"{PATH}/config"), None)
+    actual = narrowed(actual_view(client.get(f"{PATH}/config"), None), values)
     assert compare({k: actual.get(k) for k in values}, values) == []
     if removed:
         client.put(f"{PATH}/config", **reg.configure_params(dict.fromkeys(removed), client.get(f"{PATH}/config")))
@@ -111,7 +140,8 @@ def test_resized_disk_and_power_read_back_as_written(client, size, power):
 
 def test_flags_drive_the_plan_vocabulary():
     assert reg.REBOOT == {"cores", "memory_mb", "agent", "serial0", "vga"}
-    assert reg.CLOUDINIT == {"ciuser", "sshkeys", "ipconfig0", "nameserver", "searchdomain", "cicustom"}
+    assert reg.CLOUDINIT == {"ciuser", "sshkeys", "nameserver", "searchdomain", "cicustom",
+                             *(f"ipconfig{i}" for i in range(reg.MAX_NICS))}
     assert reg.STATE_TRACKED == ("template", "user_data")
     assert reg.render_value("user_data", "hmac-sha256:x") == "(sensitive)"
     assert reg.render_value("sshkeys", [KEYS[0]]).startswith('["ssh-ed25519 AAAAC3NzaC1l…')
