@@ -1,0 +1,53 @@
+"""The VM settings beyond the original ones, through the real CLI against the simulator: declared,
+applied, converged (``No changes.``), changed and removed like the old ones."""
+
+from __future__ import annotations
+
+
+def _one_vm(d: dict) -> None:
+    d["vms"] = d["vms"][:1]
+
+
+NICS = [{"ip": "10.0.0.101/24", "gw": "10.0.0.1", "ip6": "2001:db8::101/64", "gw6": "fe80::1"},
+        {"bridge": "vmbr1", "vlan": 20, "firewall": True, "mtu": 9000, "ip": "dhcp", "ip6": "auto"}]
+
+
+def _with_nics(nics: list[dict]):
+    def edit(d: dict) -> None:
+        _one_vm(d)
+        d["vms"][0]["network_config"] = {}
+        d["vms"][0]["networks"] = nics
+    return edit
+
+
+def test_several_nics_and_ipv6_apply_converge_and_a_dropped_nic_is_removed(phoenix_cli, proxmox):
+    cli = phoenix_cli
+    cli.edit(_with_nics(NICS))
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    config = proxmox.nodes("pve").qemu(8001).config.get()
+    assert config["ipconfig0"] == "ip=10.0.0.101/24,gw=10.0.0.1,ip6=2001:db8::101/64,gw6=fe80::1"
+    assert config["ipconfig1"] == "ip=dhcp,ip6=auto"
+    net1 = dict(part.split("=", 1) for part in config["net1"].split(",")[1:])
+    assert net1 == {"bridge": "vmbr1", "firewall": "1", "mtu": "9000", "tag": "20"}
+    assert config["net1"].startswith("virtio=")                     # PVE picked a MAC
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0 and "No changes." in result.output, result.output
+
+    # A MAC PVE picked is kept when the NIC changes; the running VM takes a NIC change live.
+    mac = config["net1"].split(",")[0]
+    cli.edit(_with_nics([NICS[0], {**NICS[1], "vlan": 30}]))
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "net1" in result.output
+    config = proxmox.nodes("pve").qemu(8001).config.get()
+    assert config["net1"].split(",")[0] == mac and "tag=30" in config["net1"]
+
+    # The second NIC leaves the file: netN and ipconfigN leave the VM.
+    cli.edit(_with_nics(NICS[:1]))
+    result = cli("plan")
+    assert "net1" in result.output and "ipconfig1" in result.output, result.output
+    assert cli("apply", "--auto-approve").exit_code == 0
+    config = proxmox.nodes("pve").qemu(8001).config.get()
+    assert "net1" not in config and "ipconfig1" not in config and "net0" in config
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
