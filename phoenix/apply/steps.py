@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from phoenix.apply.recovery import await_vm, clone_owned
-from phoenix.diff.attributes import GIB, configure_params, disk_size_bytes
+from phoenix.diff.attributes import BY_NAME, GIB, Observed, configure_params, disk_size_bytes
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import ResourceChange
@@ -165,7 +165,9 @@ def resize(ctx: ChainContext, step: Resize) -> None:
         drive = propstr.parse_drive(ctx.config()[step.disk])
         drive["size"] = f"{step.size_gb}G"
         ctx.changed_config(**{step.disk: propstr.format_drive(drive)})
-    ctx.done({"disk_size_gb": step.size_gb})
+    name = "disk_size_gb" if step.disk == "scsi0" else step.disk
+    read = BY_NAME[name].read
+    ctx.done({name: read(Observed(ctx.config())) if read else step.size_gb})
 
 
 def configure(ctx: ChainContext, step: Configure) -> None:
@@ -173,9 +175,16 @@ def configure(ctx: ChainContext, step: Configure) -> None:
     (``phoenix.diff.attributes``) says how each one is written."""
     config = ctx.config()
     params = configure_params(step.attributes, config)
+    volumes = {propstr.parse_drive(str(config[k])).get("file") for k in step.destroy_volumes if config.get(k)}
     if params:
         ctx.client.put(f"{ctx.path}/config", digest=config.get("digest"), **params)
         ctx.known_config = None               # PVE normalises what it stores (MACs, drive options)
+    if volumes:                               # PVE detached them as unusedN: deleting that entry frees the volume
+        unused = [k for k, v in ctx.config().items() if k.startswith("unused") and v in volumes]
+        if unused:
+            ctx.progress(f"destroying the volumes of removed disks ({', '.join(sorted(volumes))})")
+            ctx.client.put(f"{ctx.path}/config", delete=",".join(sorted(unused)))
+            ctx.known_config = None
     ctx.done(dict(step.attributes))
 
 

@@ -46,6 +46,7 @@ def cross_check(data: dict[str, Any], existing_templates: frozenset[int], featur
             (template_ids if key == "templates" else vm_ids).add(vmid)
     problems += _unique(data, "name", "name {!r} is already used by {}", where)
     problems += _unique_addresses(data, where)
+    problems += _unique_disk_slots(data, where)
     for path, entry in _entries(data, "vms"):
         source = _int(entry.get("clone_from_vmid"))
         if source is None or source in template_ids or source in existing_templates:
@@ -93,6 +94,23 @@ def _unique_addresses(data: dict[str, Any], where: Callable[[str], str]) -> list
                                             f"address {address} is already used by {where(seen[address])}"))
                 else:
                     seen[address] = ip_path
+    return problems
+
+
+def _unique_disk_slots(data: dict[str, Any], where: Callable[[str], str]) -> list[Problem]:
+    """One disk per slot in a VM."""
+    problems: list[Problem] = []
+    for path, entry in _entries(data, "vms"):
+        seen: dict[str, str] = {}
+        for disk_path, disk in _entries(entry, "disks"):
+            slot = disk.get("interface")
+            if not isinstance(slot, str):
+                continue
+            slot_path = join_path(f"{path}.{disk_path}", "interface")
+            if slot in seen:
+                problems.append(Problem(where(slot_path), f"{slot} is already used by {where(seen[slot])}"))
+            else:
+                seen[slot] = slot_path
     return problems
 
 

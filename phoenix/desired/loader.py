@@ -19,7 +19,7 @@ from phoenix.desired.features import FeatureError, available_features, render_fe
 from phoenix.desired.models import CustomizeSpec, DesiredIn, TemplateIn, VMIn
 from phoenix.desired.problems import ROOT, ConfigError, Problem, join_path, path_of, unknown_key_message
 from phoenix.text import first_control
-from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, NetworkSpec, NicSpec, TemplateSpec, UserSpec, VMSpec
+from phoenix.desired.spec import AGENT_PACKAGE, DesiredConfig, DiskSpec, NetworkSpec, NicSpec, TemplateSpec, UserSpec, VMSpec
 
 _PLAIN_MESSAGES = {
     "missing": "required key missing",
@@ -218,6 +218,9 @@ def _vm(v: VMIn, model: DesiredIn) -> VMSpec:
                             nameservers=list(d.nameservers if net.nameservers is None else net.nameservers),
                             searchdomain=net.searchdomain or d.searchdomain),
         nics=nics,
+        disks=[DiskSpec(**{**disk.model_dump(), "storage": disk.storage or v.storage_pool or d.storage_pool})
+               for disk in v.disks],
+        removed_disks=v.removed_disks,
         user=UserSpec(username=v.user_config.username, password_hash=v.user_config.password_hash,
                       ssh_public_keys=list(dict.fromkeys(keys))),
         guest_timeout_s=v.guest_timeout_s,

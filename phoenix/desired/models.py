@@ -15,6 +15,8 @@ from phoenix.desired import validators as v
 from phoenix.pve.propstr import NET_MODELS
 
 MAX_NICS = 32        # PVE's net0..net31 / ipconfig0..ipconfig31
+# Slots an extra disk may take: scsi0 is the boot disk, IDE holds the cloud-init drive and CD-ROMs.
+DISK_SLOT = r"scsi(?:[1-9]|[12][0-9]|30)|virtio(?:[0-9]|1[0-5])|sata[0-5]"
 
 
 def _secret(check):
@@ -202,6 +204,25 @@ class NicIn(AddressIn):
         return self
 
 
+class DiskIn(_Model):
+    """An extra disk: a new volume of ``size_gb`` on ``storage`` at ``interface`` (e.g. scsi1, virtio2)."""
+
+    interface: Annotated[str, AfterValidator(v.check_disk_slot)]
+    size_gb: DiskGB
+    storage: Optional[StorageId] = None        # default: the VM's storage_pool
+    ssd: bool = False
+    discard: bool = False
+    iothread: bool = False
+
+    @model_validator(mode="after")
+    def _options_fit_the_bus(self) -> "DiskIn":
+        if self.ssd and self.interface.startswith("virtio"):
+            raise ValueError("ssd emulation is not available on virtio disks (use scsi or sata)")
+        if self.iothread and self.interface.startswith("sata"):
+            raise ValueError("iothread applies to virtio and scsi disks only")
+        return self
+
+
 class UserIn(_Model):
     username: Username
     password_hash: Optional[PasswordHash] = None
@@ -223,6 +244,8 @@ class VMIn(_Model):
     network_config: NetworkIn = NetworkIn()
     networks: Optional[Annotated[list[NicIn], Field(min_length=1, max_length=MAX_NICS)]] = None
     user_config: UserIn
+    disks: Annotated[list[DiskIn], Field(max_length=52)] = []
+    removed_disks: Literal["detach", "delete"] = "detach"
     features: list[FeatureName] = []
     start: bool = True
     tags: list[Tag] = []

@@ -74,6 +74,17 @@ class NicSpec(_Spec):
     gw6: Optional[str] = None
 
 
+class DiskSpec(_Spec):
+    """An extra disk, storage resolved (the VM's ``storage_pool`` unless set)."""
+
+    interface: str
+    size_gb: int
+    storage: str
+    ssd: bool = False
+    discard: bool = False
+    iothread: bool = False
+
+
 class UserSpec(_Spec):
     username: str
     password_hash: Optional[SecretStr]
@@ -100,6 +111,8 @@ class VMSpec(_Spec):
     nics: list[NicSpec]
     user: UserSpec
     guest_timeout_s: Optional[int] = None
+    disks: list[DiskSpec] = []
+    removed_disks: str = "detach"          # or "delete": a disk dropped from the file is destroyed
 
     @property
     def network_bridge(self) -> str:

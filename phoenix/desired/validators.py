@@ -184,6 +184,17 @@ def check_mac(value: str) -> str:
     return value.upper()
 
 
+def check_disk_slot(value: str) -> str:
+    """An extra disk's slot: scsi1..30, virtio0..15 or sata0..5 (scsi0 is the boot disk, IDE the
+    cloud-init drive and CD-ROMs)."""
+    from phoenix.desired.models import DISK_SLOT
+
+    if not re.fullmatch(DISK_SLOT, value):
+        raise ValueError(f"{value[:40]!r} is not a disk slot for an extra disk: scsi1..scsi30, virtio0..virtio15 "
+                         "or sata0..sata5 (scsi0 is the boot disk)")
+    return value
+
+
 def check_ip(value: str) -> str:
     """A plain IPv4 or IPv6 address (name servers); no IPv6 scope id (``fe80::1%eth0``), which
     ``ipaddress`` accepts but which would carry any text into PVE, user-data and feature scripts."""

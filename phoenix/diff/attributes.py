@@ -98,6 +98,14 @@ class Attribute:
     # The actual value cut down to what the desired one declares (e.g. a NIC's MAC that PVE picked),
     # as the views are cut down to the declared attributes.
     narrow: Callable[[Any, Any], Any] = lambda actual, desired: actual
+    # A reboot that depends on the change (e.g. a new disk hot-plugs, a changed disk option does not).
+    reboot_when: Callable[[Any, Any], bool] | None = None
+    # Its value's ``size_gb`` only grows, by a resize of ``pve_keys[0]``; a smaller one is a plan error.
+    resizable: bool = False
+
+    def needs_reboot(self, before: Any, after: Any) -> bool:
+        """Whether changing ``before`` to ``after`` on a running VM takes effect only at its next boot."""
+        return self.reboot or (self.reboot_when is not None and self.reboot_when(before, after))
 
     @property
     def source(self) -> Source:
@@ -145,11 +153,69 @@ def disk_size_bytes(config: Mapping[str, Any], disk: str = "scsi0") -> int | Non
     return propstr.parse_size(size) if size else None
 
 
+def _gib(size: int) -> Any:
+    return size // GIB if size % GIB == 0 else round(size / GIB, 3)
+
+
 def _read_disk_gb(obs: Observed) -> Any:
     size = disk_size_bytes(obs.config)
-    if size is None:
-        return None
-    return size // GIB if size % GIB == 0 else round(size / GIB, 3)
+    return None if size is None else _gib(size)
+
+
+# An extra disk in phoenix's vocabulary: size and storage, and the options phoenix owns (set = True).
+DISK_OPTIONS = {"ssd": ("ssd", "1"), "discard": ("discard", "on"), "iothread": ("iothread", "1")}
+DISK_SLOTS = (*(f"scsi{i}" for i in range(1, 31)), *(f"virtio{i}" for i in range(16)), *(f"sata{i}" for i in range(6)))
+
+
+def _read_extra_disk(slot: str) -> Callable[[Observed], Any]:
+    def read(obs: Observed) -> Any:
+        text = obs.config.get(slot)
+        if not text:
+            return None
+        drive = propstr.parse_drive(str(text))
+        if drive.get("media") == "cdrom":
+            return {"cdrom": drive.get("file", "")}       # never what a declared disk is: it diffs
+        value: dict[str, Any] = {"size_gb": _gib(propstr.parse_size(drive["size"])) if drive.get("size") else 0,
+                                 "storage": drive.get("file", "").split(":", 1)[0]}
+        for name, (key, on) in DISK_OPTIONS.items():
+            if drive.get(key) == on:
+                value[name] = True
+        return value
+    return read
+
+
+def _write_extra_disk(slot: str) -> Callable[[Any, Mapping[str, Any]], dict[str, Any]]:
+    """A new disk is allocated (``<storage>:<size>``); an existing one keeps its volume (its size
+    grows by the resize step) and gets the declared options."""
+    def write(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+        drive: dict[str, Any] = propstr.parse_drive(str(config[slot])) if config.get(slot) else {}
+        if not drive or drive.get("media") == "cdrom":
+            drive = {"file": f"{value['storage']}:{value['size_gb']}"}
+        for name, (key, on) in DISK_OPTIONS.items():
+            drive.pop(key, None)
+            if value.get(name):
+                drive[key] = on
+        return {slot: propstr.format_drive(drive)}
+    return write
+
+
+def _declared_disk(slot: str) -> Callable[[Declared], Any]:
+    def declare(d: Declared) -> Any:
+        disk = next((x for x in d.vm.disks if x.interface == slot), None)
+        if disk is None:
+            return None
+        value: dict[str, Any] = {"size_gb": disk.size_gb, "storage": disk.storage}
+        value.update({name: True for name in DISK_OPTIONS if getattr(disk, name)})
+        return value
+    return declare
+
+
+def disk_options_changed(before: Any, after: Any) -> bool:
+    """A running VM takes a new disk, a grown one or a removed one at once (PVE's ``hotplug`` default
+    has ``disk``), but a changed ``ssd``/``discard``/``iothread`` only at its next start."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return False
+    return any(bool(before.get(name)) != bool(after.get(name)) for name in DISK_OPTIONS)
 
 
 def _read_memory(obs: Observed) -> Any:
@@ -299,6 +365,8 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               hotplug=True),
     *(Attribute(f"net{i}", (f"net{i}",), _declared_nic(i), _read_nic(i), _write_nic(i), hotplug=True,
                 removable=i > 0, narrow=_narrow_nic) for i in range(MAX_NICS)),
+    *(Attribute(slot, (slot,), _declared_disk(slot), _read_extra_disk(slot), _write_extra_disk(slot), hotplug=True,
+                removable=True, reboot_when=disk_options_changed, resizable=True) for slot in DISK_SLOTS),
     Attribute("agent", ("agent",), lambda d: ALWAYS["agent"], lambda o: agent_enabled(o.config),
               _set("agent", lambda on: "enabled=1" if on else "enabled=0"), reboot=True),
     Attribute("serial0", ("serial0",), lambda d: ALWAYS["serial0"], _key("serial0"), _set("serial0"), reboot=True),
@@ -336,11 +404,35 @@ def named(*flags: str, writer: Writer | None = None) -> tuple[str, ...]:
 
 
 CONFIGURED = named(writer=Writer.CONFIGURE)          # written by the one configure step
+RESIZABLE = frozenset(named("resizable"))            # extra disks
 CLOUDINIT = frozenset(named("cloudinit"))
 REBOOT = frozenset(named("reboot"))
 REMOVABLE = frozenset(named("removable"))
 SENSITIVE = frozenset(named("sensitive"))
 STATE_TRACKED = tuple(a.name for a in ATTRIBUTES if a.source is Source.STATE)
+
+
+def disk_change_problem(name: str, before: Any, after: Any) -> str | None:
+    """Why an extra disk cannot go from ``before`` to ``after`` in place (None: it can)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return None
+    if "cdrom" in before:
+        return f"{name} holds a CD-ROM ({before['cdrom']}); declare the disk on another slot"
+    if before.get("storage") != after.get("storage"):
+        return (f"{name} is on storage '{before.get('storage')}', the file says '{after.get('storage')}'; phoenix "
+                "does not move disks (move it in PVE, or declare the disk on another slot)")
+    if after["size_gb"] < before.get("size_gb", 0):
+        return (f"{name} size_gb {after['size_gb']} is smaller than the current disk ({before['size_gb']} GiB); "
+                "PVE cannot shrink disks")
+    return None
+
+
+def disk_only_grew(before: Any, after: Any) -> bool:
+    """Only the size of an extra disk changed: a resize, no config write."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return False
+    return ({k: v for k, v in before.items() if k != "size_gb"} == {k: v for k, v in after.items() if k != "size_gb"}
+            and after.get("size_gb", 0) > before.get("size_gb", 0))
 
 
 def attribute(name: str) -> Attribute | None:

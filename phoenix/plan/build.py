@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from phoenix.diff.attributes import CLOUDINIT, CONFIGURED, GIB, REBOOT, REMOVABLE, disk_size_bytes
+from phoenix.diff.attributes import (BY_NAME, CLOUDINIT, CONFIGURED, GIB, REMOVABLE, RESIZABLE, disk_change_problem,
+                                     disk_only_grew, disk_size_bytes)
 from phoenix.diff.engine import AttributeChange, diff_resource
 from phoenix.diff.views import actual_view, desired_view, narrowed
 from phoenix.errors import PhoenixError
@@ -224,6 +225,11 @@ class _Builder:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): disk_size_gb {vm.disk_size_gb} is smaller than the "
                                  f"current disk ({actual['disk_size_gb']} GiB); PVE cannot shrink disks")
             return rc, drift
+        disk_problems = [p for k in sorted(diff.changed_attributes & RESIZABLE)
+                         if (p := disk_change_problem(k, actual.get(k), desired.get(k)))]
+        if disk_problems:
+            self.problems.extend(f"VM {vm.vmid} ({vm.name}): {p}" for p in disk_problems)
+            return rc, drift
         rc.action = UPDATE
         rc.steps, rc.blocked, notes = self.update_steps(vm, diff.changed_attributes, actual, desired, baked, waiting)
         self.finish(vm, rc, facts, actual, desired, notes, reverts, guest, tainted)
@@ -275,6 +281,9 @@ class _Builder:
             steps.append(Resize(disk="scsi0", size_gb=vm.disk_size_gb))
         declared = [k for k in CONFIGURED if k in desired]
         steps.extend(self.config_steps(vm, desired, declared, baked, deliver=True, running=False))
+        inherited = template_facts.config if template_facts else {}
+        steps.extend(Resize(disk=k, size_gb=desired[k]["size_gb"]) for k in sorted(RESIZABLE)
+                     if k in desired and inherited.get(k))          # a disk the clone brought along grows
         if vm.start:
             steps = guest_rules.finish_with_guest(steps, self.guest_timeout(vm), start=True)
         return steps
@@ -289,7 +298,9 @@ class _Builder:
             steps.append(DeliverUserData(template_vmid=vm.clone_from_vmid, agent_baked=baked,
                                          user_data=desired.get("user_data")))
         if attributes:
-            steps.append(Configure(attributes={k: desired.get(k) for k in attributes}))
+            destroy = [k for k in attributes if k in RESIZABLE and desired.get(k) is None
+                       and vm.removed_disks == "delete"]
+            steps.append(Configure(attributes={k: desired.get(k) for k in attributes}, destroy_volumes=destroy))
         if running and (deliver or set(attributes) & CLOUDINIT):
             steps.append(RegenerateCloudinit(note="takes effect at the next boot"))
         return steps
@@ -299,8 +310,10 @@ class _Builder:
         """``waiting``: changed attributes whose declared value is already pending (not written again)."""
         running = actual.get("power") == "running"
         notes: list[str] = []
-        configured = [k for k in CONFIGURED if k in changed and k not in waiting]
-        needs_reboot = sorted((set(configured) & REBOOT) | waiting) if running else []
+        grown = sorted(k for k in changed & RESIZABLE if disk_only_grew(actual.get(k), desired.get(k)))
+        configured = [k for k in CONFIGURED if k in changed and k not in waiting and k not in grown]
+        needs_reboot = sorted({k for k in configured if BY_NAME[k].needs_reboot(actual.get(k), desired.get(k))}
+                              | waiting) if running else []
         cloudinit = guest_rules.reboot_for_cloudinit(changed, running)
         deliver = bool({"user_data", "cicustom"} & changed)
         if waiting and running:
@@ -314,12 +327,18 @@ class _Builder:
             deliver = False
             notes.append(f"{', '.join(cloudinit)}: the guest applies cloud-init changes only at its next boot "
                          f"(a new instance-id); run with --allow-reboot")
+        for k in configured:
+            if k in RESIZABLE and desired.get(k) is None:
+                notes.append(f"{k}: detached; " + ("its volume is destroyed" if vm.removed_disks == "delete" else
+                                                    "PVE keeps its volume as unusedN (removed_disks: delete "
+                                                    "destroys it)"))
         steps: list[Step] = []
         if "disk_size_gb" in changed:
             steps.append(Resize(disk="scsi0", size_gb=vm.disk_size_gb))
         reboot = bool(needs_reboot or cloudinit) and self.options.allow_reboot and desired.get("power") == "running"
         steps.extend(self.config_steps(vm, desired, configured, baked, deliver=deliver,
                                        running=running and not reboot))
+        steps.extend(Resize(disk=k, size_gb=desired[k]["size_gb"]) for k in grown)
         timeout = self.guest_timeout(vm)
         if reboot:
             steps = guest_rules.finish_with_guest(steps + [Reboot()], timeout)

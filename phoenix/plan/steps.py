@@ -74,10 +74,13 @@ class Resize(Step):
 
 @dataclass(frozen=True, kw_only=True)
 class Configure(Step):
-    """One config write; ``attributes`` are registry names → desired values (None: remove)."""
+    """One config write; ``attributes`` are registry names → desired values (None: remove).
+    ``destroy_volumes``: removed disks whose volume is destroyed too (PVE keeps a detached disk's
+    volume as ``unusedN``; phoenix then deletes that entry)."""
 
     op = Op.CONFIGURE
     attributes: dict[str, Any] = field(default_factory=dict)
+    destroy_volumes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -51,6 +51,15 @@ def _nic(draw) -> dict:
     return nic
 
 
+@st.composite
+def _disk(draw, slot: str) -> dict:
+    disk = {"size_gb": draw(st.integers(1, 4)), "storage": "local-lvm"}
+    options = [o for o in ("ssd", "discard", "iothread")
+               if not (o == "ssd" and slot.startswith("virtio")) and not (o == "iothread" and slot.startswith("sata"))]
+    disk.update({o: True for o in options if draw(st.booleans())})
+    return disk
+
+
 def _maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:
     """NICs beyond the first are mostly absent (None removes them), so an example stays small."""
     return st.one_of(st.none(), st.none(), strategy)
@@ -78,6 +87,7 @@ STRATEGIES: dict[str, st.SearchStrategy] = {
     "searchdomain": st.lists(LABEL, min_size=1, max_size=3).map(".".join),
     "cicustom": st.just("user=local:snippets/phoenix-100-user.yaml"),
     "power": st.sampled_from(["running", "stopped"]),
+    **{slot: st.one_of(st.none(), st.none(), st.none(), _disk(slot)) for slot in reg.DISK_SLOTS},
 }
 CONFIGURED = [name for name in reg.CONFIGURED]
 values_of = st.fixed_dictionaries({name: STRATEGIES[name] for name in CONFIGURED})
@@ -112,6 +122,12 @@ def test_every_configured_attribute_round_trips_through_the_simulator(client, va
     if client.get("/cluster/resources", type="vm") == []:
         _make_vm(client)
     config = client.get(f"{PATH}/config")
+    old_disks = [k for k in config if k in reg.RESIZABLE or k.startswith("unused")]
+    if old_disks:           # every example's disks are new ones (a disk's size only grows by resize)
+        client.put(f"{PATH}/config", delete=",".join(old_disks))
+        client.put(f"{PATH}/config", delete=",".join(k for k in client.get(f"{PATH}/config") if k.startswith("unused"))
+                   or "unused0")
+        config = client.get(f"{PATH}/config")
     client.put(f"{PATH}/config", digest=config["digest"], **reg.configure_params(values, config))
     actual = narrowed(actual_view(client.get(f"{PATH}/config"), None), values)
     assert compare({k: actual.get(k) for k in values}, values) == []

@@ -51,3 +51,60 @@ def test_several_nics_and_ipv6_apply_converge_and_a_dropped_nic_is_removed(phoen
     config = proxmox.nodes("pve").qemu(8001).config.get()
     assert "net1" not in config and "ipconfig1" not in config and "net0" in config
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def _with_disks(disks: list[dict], **vm):
+    def edit(d: dict) -> None:
+        _one_vm(d)
+        d["vms"][0].update(disks=disks, **vm)
+    return edit
+
+
+def _volumes(proxmox) -> set[str]:
+    return {v["volid"] for v in proxmox.nodes("pve").storage("local-lvm").content.get()}
+
+
+def test_extra_disks_grow_never_shrink_and_leave_as_pve_detaches_them(phoenix_cli, proxmox):
+    cli = phoenix_cli
+    disks = [{"interface": "scsi1", "size_gb": 4, "ssd": True, "discard": True},
+             {"interface": "virtio1", "size_gb": 2, "iothread": True}]
+    cli.edit(_with_disks(disks))
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    vm = proxmox.nodes("pve").qemu(8001)
+    config = vm.config.get()
+    assert config["scsi1"].endswith(",discard=on,size=4G,ssd=1") and "iothread=1" in config["virtio1"]
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+    # Grow: a resize, live on the running VM, no config write.
+    cli.edit(_with_disks([{**disks[0], "size_gb": 6}, disks[1]]))
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "size=6G" in vm.config.get()["scsi1"]
+    # Shrink: a plan error naming the disk, nothing done.
+    cli.edit(_with_disks([{**disks[0], "size_gb": 3}, disks[1]]))
+    result = cli("plan")
+    assert result.exit_code == 1 and "scsi1 size_gb 3 is smaller than the current disk (6 GiB)" in result.output
+    assert "Traceback" not in result.output
+    # A changed option needs the next boot: held back on the running VM without --allow-reboot.
+    cli.edit(_with_disks([{**disks[0], "size_gb": 6, "ssd": False}, disks[1]]))
+    result = cli("plan")
+    assert "scsi1: applying needs a reboot" in result.output, result.output
+
+    # Dropped from the file: detached as PVE does (unusedN), the volume kept ...
+    cli.edit(_with_disks([disks[1]]))
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    config = vm.config.get()
+    assert "scsi1" not in config and config["unused0"].startswith("local-lvm:vm-8001-disk-")
+    kept = config["unused0"]
+    assert kept in _volumes(proxmox)
+    # ... and destroyed only when the file says so.
+    virtio1 = config["virtio1"].split(",")[0]
+    cli.edit(_with_disks([], removed_disks="delete"))
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    config = vm.config.get()
+    assert "virtio1" not in config and virtio1 not in _volumes(proxmox)
+    assert config["unused0"] == kept                                  # the earlier detached one stays
+    assert cli("plan", "--detailed-exitcode").exit_code == 0

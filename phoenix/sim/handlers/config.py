@@ -13,7 +13,7 @@ from phoenix.sim.core import PVEError, Request, param_error, route
 from phoenix.sim.handlers._vmutil import assert_root_for_skiplock, check_lock, spawn, validate_sshkeys, vm_of
 from phoenix.sim.handlers.qemu import with_mac
 from phoenix.sim.model import disks
-from phoenix.sim.model.pending import apply_pending, hotplug_pending
+from phoenix.sim.model.pending import apply_pending, drive_removed, hotplug_pending
 from phoenix.sim.model.shacrypt import encrypt_pw, is_crypted
 from phoenix.sim.model.vm import MASKED_PASSWORD, is_drive_key, typed_config
 
@@ -106,6 +106,9 @@ def _write_pending(req: Request) -> bool:
             continue
         if key == "cipassword":
             vm.conf.pop(key, None)
+            continue
+        if key.startswith("unused") and key in vm.conf:   # update_vm_api frees it at once, running or not
+            drive_removed(cluster, vm, key, vm.conf.pop(key))
             continue
         vm.pending.pop(key, None)
         if key in vm.conf:
