@@ -47,6 +47,7 @@ def cross_check(data: dict[str, Any], existing_templates: frozenset[int], featur
     problems += _unique(data, "name", "name {!r} is already used by {}", where)
     problems += _unique_addresses(data, where)
     problems += _unique_disk_slots(data, where)
+    problems += _balloon_within_memory(data, where)
     for path, entry in _entries(data, "vms"):
         source = _int(entry.get("clone_from_vmid"))
         if source is None or source in template_ids or source in existing_templates:
@@ -111,6 +112,20 @@ def _unique_disk_slots(data: dict[str, Any], where: Callable[[str], str]) -> lis
                 problems.append(Problem(where(slot_path), f"{slot} is already used by {where(seen[slot])}"))
             else:
                 seen[slot] = slot_path
+    return problems
+
+
+def _balloon_within_memory(data: dict[str, Any], where: Callable[[str], str]) -> list[Problem]:
+    """The balloon's minimum cannot exceed the VM's memory."""
+    defaults = data.get("vm_defaults") if isinstance(data.get("vm_defaults"), dict) else {}
+    problems: list[Problem] = []
+    for path, entry in _entries(data, "vms"):
+        balloon = _int(entry.get("balloon_mb"))
+        memory = _int(entry.get("memory_mb")) or _int(defaults.get("memory_mb")) or 2048
+        if balloon is not None and balloon > memory:
+            problems.append(Problem(where(join_path(path, "balloon_mb")),
+                                    f"{balloon} is more than the VM's memory_mb ({memory}); the balloon's minimum "
+                                    "must fit in its memory (0 turns ballooning off)"))
     return problems
 
 

@@ -197,6 +197,7 @@ def _template(t: TemplateIn, model: DesiredIn) -> TemplateSpec:
         storage_pool=t.storage_pool or d.storage_pool, network_bridge=t.network_bridge or d.network_bridge,
         cores=t.cores or d.cores, memory_mb=t.memory_mb or d.memory_mb, image=t.image,
         customize=CustomizeSpec(packages=packages, run_commands=commands),
+        bios=t.bios, machine=t.machine, scsihw=t.scsihw,
     )
 
 
@@ -221,6 +222,14 @@ def _vm(v: VMIn, model: DesiredIn) -> VMSpec:
         disks=[DiskSpec(**{**disk.model_dump(), "storage": disk.storage or v.storage_pool or d.storage_pool})
                for disk in v.disks],
         removed_disks=v.removed_disks,
+        cpu=v.cpu, sockets=v.sockets, balloon_mb=v.balloon_mb, onboot=v.onboot,
+        startup=v.startup.model_dump(exclude_none=True) if v.startup else None,
+        description=v.description,
+        machine=v.machine or (template.machine if template else None),
+        bios=v.bios or (template.bios if template else None),
+        scsihw=v.scsihw or (template.scsihw if template else None),
+        agent={"freeze-fs": v.agent.freeze_fs, "fstrim_cloned_disks": v.agent.fstrim_cloned_disks,
+               "type": v.agent.type} if v.agent else None,
         user=UserSpec(username=v.user_config.username, password_hash=v.user_config.password_hash,
                       ssh_public_keys=list(dict.fromkeys(keys))),
         guest_timeout_s=v.guest_timeout_s,

@@ -141,6 +141,9 @@ class TemplateIn(_Model):
     network_bridge: Optional[Bridge] = None
     cores: Optional[Cores] = None
     memory_mb: Optional[MemoryMB] = None
+    bios: Optional[Bios] = None
+    machine: Optional[Machine] = None
+    scsihw: Optional[ScsiHw] = None
 
     @model_validator(mode="after")
     def _customize_needs_local_delivery(self) -> "TemplateIn":
@@ -223,6 +226,29 @@ class DiskIn(_Model):
         return self
 
 
+class StartupIn(_Model):
+    """PVE's ``startup``: boot order among the node's ``onboot`` guests, and delays in seconds."""
+
+    order: Optional[Annotated[int, Field(ge=0, le=1_000_000)]] = None
+    up: Optional[Annotated[int, Field(ge=0, le=86_400)]] = None
+    down: Optional[Annotated[int, Field(ge=0, le=86_400)]] = None
+
+
+class AgentIn(_Model):
+    """Guest agent options (the agent itself is always on: phoenix waits for it)."""
+
+    fstrim_cloned_disks: bool = False
+    freeze_fs: bool = True
+    type: Literal["virtio", "isa"] = "virtio"
+
+
+Machine = Literal["q35", "i440fx"]
+Bios = Literal["seabios", "ovmf"]
+ScsiHw = Literal["lsi", "lsi53c810", "virtio-scsi-pci", "virtio-scsi-single", "megasas", "pvscsi"]
+CpuType = Annotated[str, AfterValidator(v.check_cpu_type)]
+Description = Annotated[str, AfterValidator(v.check_description)]
+
+
 class UserIn(_Model):
     username: Username
     password_hash: Optional[PasswordHash] = None
@@ -251,6 +277,16 @@ class VMIn(_Model):
     tags: list[Tag] = []
     # How long apply waits for the guest (agent, cloud-init, features) after a start; default 900 s.
     guest_timeout_s: Optional[int] = Field(default=None, ge=10, le=86400)
+    cpu: Optional[CpuType] = None
+    sockets: Optional[Annotated[int, Field(ge=1, le=4)]] = None
+    balloon_mb: Optional[Annotated[int, Field(ge=0, le=8_388_608)]] = None
+    onboot: Optional[bool] = None
+    startup: Optional[StartupIn] = None
+    description: Optional[Description] = None
+    machine: Optional[Machine] = None
+    bios: Optional[Bios] = None
+    scsihw: Optional[ScsiHw] = None
+    agent: Optional[AgentIn] = None
 
 
     @model_validator(mode="after")

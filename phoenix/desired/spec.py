@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -37,6 +37,9 @@ class TemplateSpec(_Spec):
     memory_mb: int
     image: ImageSpec
     customize: CustomizeSpec
+    bios: Optional[str] = None
+    machine: Optional[str] = None
+    scsihw: Optional[str] = None
 
 
 class NetworkSpec(_Spec):
@@ -113,6 +116,17 @@ class VMSpec(_Spec):
     guest_timeout_s: Optional[int] = None
     disks: list[DiskSpec] = []
     removed_disks: str = "detach"          # or "delete": a disk dropped from the file is destroyed
+    # Hardware and boot settings: None = not declared (PVE's / the template's value stays, never compared).
+    cpu: Optional[str] = None
+    sockets: Optional[int] = None
+    balloon_mb: Optional[int] = None
+    onboot: Optional[bool] = None
+    startup: Optional[dict[str, int]] = None
+    description: Optional[str] = None
+    machine: Optional[str] = None
+    bios: Optional[str] = None
+    scsihw: Optional[str] = None
+    agent: Optional[dict[str, Any]] = None   # options beyond "enabled" (always on), PVE's key names
 
     @property
     def network_bridge(self) -> str:

@@ -27,6 +27,7 @@ _BRIDGE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
 _FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 _URL = re.compile(r"https?://[^\s/]+/\S*")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+_CPU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _SALT_CHARS = r"[./A-Za-z0-9]"
 _CRYPT_FORMS = {
     "6": re.compile(rf"\$6\$(?:rounds=\d+\$)?{_SALT_CHARS}{{1,16}}\${_SALT_CHARS}{{86}}"),
@@ -192,6 +193,26 @@ def check_disk_slot(value: str) -> str:
     if not re.fullmatch(DISK_SLOT, value):
         raise ValueError(f"{value[:40]!r} is not a disk slot for an extra disk: scsi1..scsi30, virtio0..virtio15 "
                          "or sata0..sata5 (scsi0 is the boot disk)")
+    return value
+
+
+def check_cpu_type(value: str) -> str:
+    """A QEMU/PVE CPU model name such as ``host``, ``x86-64-v2-AES`` or ``custom-<name>``."""
+    if not _CPU.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not a CPU type (e.g. host, x86-64-v2-AES, kvm64)")
+    return value
+
+
+def check_description(value: str) -> str:
+    """Free text (PVE keeps up to 8 KiB); lines starting ``phoenix-`` are phoenix's own (the
+    ownership marker, template facts) and cannot be declared."""
+    if len(value.encode()) > 8000:
+        raise ValueError("is longer than 8000 bytes (PVE keeps at most 8 KiB, phoenix keeps room for its marker)")
+    bad = next((c for c in value if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127), None)
+    if bad is not None:
+        raise ValueError(f"contains the control character {bad!r} (only newlines and tabs are allowed)")
+    if any(line.lstrip().startswith("phoenix-") for line in value.splitlines()):
+        raise ValueError("lines starting with 'phoenix-' are reserved for phoenix's own marker")
     return value
 
 

@@ -102,6 +102,9 @@ class Attribute:
     reboot_when: Callable[[Any, Any], bool] | None = None
     # Its value's ``size_gb`` only grows, by a resize of ``pve_keys[0]``; a smaller one is a plan error.
     resizable: bool = False
+    # How dropping it from the file is written (default ``delete=<first key>``): a description
+    # keeps phoenix's own lines.
+    remove: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     def needs_reboot(self, before: Any, after: Any) -> bool:
         """Whether changing ``before`` to ``after`` on a running VM takes effect only at its next boot."""
@@ -119,7 +122,7 @@ class Attribute:
     def write_params(self, value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
         """``PUT /config`` parameters for ``value``; None removes the option (``delete=<key>``)."""
         if value is None:
-            return {"delete": self.pve_keys[0]}
+            return self.remove(config) if self.remove is not None else {"delete": self.pve_keys[0]}
         return self.write(value, config)
 
 
@@ -302,6 +305,120 @@ def agent_enabled(config: Mapping[str, Any]) -> bool:
     return propstr.parse(str(config.get("agent", "0")), default_key="enabled").get("enabled") == "1"
 
 
+AGENT_DEFAULTS = {"freeze-fs": True, "fstrim_cloned_disks": False, "type": "virtio"}
+_AGENT_ALIASES = {"freeze-fs-on-backup": "freeze-fs", "guest-fsfreeze": "freeze-fs"}
+
+
+def _read_agent(obs: Observed) -> Any:
+    """``True`` (on, PVE's default options), ``False`` (off), or the options when any differs
+    from PVE's defaults (the declared form: every option spelled out)."""
+    raw = propstr.parse(str(obs.config.get("agent", "0")), default_key="enabled")
+    if raw.get("enabled") != "1":
+        return False
+    options: dict[str, Any] = dict(AGENT_DEFAULTS)
+    for key, value in raw.items():
+        key = _AGENT_ALIASES.get(key, key)
+        if key in ("freeze-fs", "fstrim_cloned_disks"):
+            options[key] = value == "1"
+        elif key == "type":
+            options[key] = value
+    return True if options == AGENT_DEFAULTS else options
+
+
+def _narrow_agent(actual: Any, desired: Any) -> Any:
+    """Declared options equal to PVE's defaults read back as plain ``True``: compare them spelled out."""
+    return dict(AGENT_DEFAULTS) if actual is True and isinstance(desired, dict) else actual
+
+
+def _write_agent(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {"agent": "enabled=1" if value else "enabled=0"}
+    return {"agent": propstr.format({"enabled": 1, **value}, default_key="enabled")}
+
+
+def _int_key(key: str) -> Callable[[Observed], Any]:
+    return lambda obs: None if obs.config.get(key) in (None, "") else as_int(obs.config[key])
+
+
+def _bool_key(key: str) -> Callable[[Observed], Any]:
+    return lambda obs: None if obs.config.get(key) in (None, "") else str(obs.config[key]) in ("1", "true", "on", "yes")
+
+
+def _read_cpu(obs: Observed) -> Any:
+    """The CPU type only (``cputype``); flags and the like are PVE's business."""
+    text = obs.config.get("cpu")
+    return propstr.parse(str(text), default_key="cputype").get("cputype") if text else None
+
+
+def _write_cpu(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    cpu: dict[str, Any] = propstr.parse(str(config["cpu"]), default_key="cputype") if config.get("cpu") else {}
+    cpu["cputype"] = value
+    return {"cpu": propstr.format(cpu, default_key="cputype")}
+
+
+def _read_startup(obs: Observed) -> Any:
+    text = obs.config.get("startup")
+    return {k: as_int(v) for k, v in propstr.parse(str(text), default_key="order").items()} if text else None
+
+
+_MACHINE = {"q35": "q35", "i440fx": "pc"}
+
+
+def _read_machine(obs: Observed) -> Any:
+    """``q35`` or ``i440fx`` (PVE's default, also when versioned: ``pc-i440fx-9.0``, ``pc``)."""
+    kind = propstr.parse(str(obs.config.get("machine") or "pc"), default_key="type").get("type", "pc")
+    return "q35" if "q35" in kind else "i440fx"
+
+
+def _declared_efidisk(d: Declared) -> Any:
+    """OVMF keeps its EFI variables on ``efidisk0`` (4 MiB layout, on the VM's storage).  phoenix makes
+    sure one exists; one the clone brought along (the template's) is kept as it is."""
+    return {"storage": d.vm.storage_pool, "efitype": "4m"} if d.vm.bios == "ovmf" else None
+
+
+def _read_efidisk(obs: Observed) -> Any:
+    text = obs.config.get("efidisk0")
+    if not text:
+        return None
+    drive = propstr.parse_drive(str(text))
+    return {"storage": drive.get("file", "").split(":", 1)[0], "efitype": drive.get("efitype", "2m")}
+
+
+def _write_efidisk(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A new EFI disk (``<storage>:1`` allocates PVE's fixed-size one); an existing one stays as it is."""
+    if config.get("efidisk0"):
+        return {}
+    return {"efidisk0": f"{value['storage']}:1,efitype={value['efitype']},pre-enrolled-keys=0"}
+
+
+# --- description: the user's text, phoenix's own lines kept ------------------------------------------
+
+def _phoenix_line(line: str) -> bool:
+    """phoenix's own description lines (the ownership marker ``phoenix-owner:``, a template's facts)."""
+    return line.lstrip().startswith("phoenix-")
+
+
+def user_description(text: Any) -> str:
+    """The part of a description that is not phoenix's own lines."""
+    return "\n".join(line for line in str(text or "").splitlines() if not _phoenix_line(line)).strip("\n")
+
+
+def _read_description(obs: Observed) -> Any:
+    return user_description(obs.config.get("description")) or None
+
+
+OWNER_PREFIX = "phoenix-owner:"      # the ownership marker's line (phoenix.pve.ownership)
+
+
+def _write_description(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The declared text, then the ownership marker line(s) as they are (never lost).  Other phoenix
+    lines a clone inherited (its template's image facts) describe the template, not this VM: they go."""
+    own = [line for line in str(config.get("description") or "").splitlines()
+           if line.lstrip().startswith(OWNER_PREFIX)]
+    text = "\n".join([*([str(value)] if value else []), *own])
+    return {"description": text} if text else {"delete": "description"}
+
+
 def _read_tags(obs: Observed) -> Any:
     return sorted(propstr.parse_tags(obs.config.get("tags"))) or None
 
@@ -367,8 +484,27 @@ ATTRIBUTES: tuple[Attribute, ...] = (
                 removable=i > 0, narrow=_narrow_nic) for i in range(MAX_NICS)),
     *(Attribute(slot, (slot,), _declared_disk(slot), _read_extra_disk(slot), _write_extra_disk(slot), hotplug=True,
                 removable=True, reboot_when=disk_options_changed, resizable=True) for slot in DISK_SLOTS),
-    Attribute("agent", ("agent",), lambda d: ALWAYS["agent"], lambda o: agent_enabled(o.config),
-              _set("agent", lambda on: "enabled=1" if on else "enabled=0"), reboot=True),
+    Attribute("agent", ("agent",), lambda d: d.vm.agent or ALWAYS["agent"], _read_agent, _write_agent, reboot=True,
+              narrow=_narrow_agent),
+    Attribute("cpu", ("cpu",), lambda d: d.vm.cpu, _read_cpu, _write_cpu, reboot=True, removable=True),
+    Attribute("sockets", ("sockets",), lambda d: d.vm.sockets, _int_key("sockets"), _set("sockets"), reboot=True,
+              removable=True),
+    Attribute("balloon_mb", ("balloon",), lambda d: d.vm.balloon_mb, _int_key("balloon"), _set("balloon"),
+              reboot=True, removable=True),
+    Attribute("onboot", ("onboot",), lambda d: d.vm.onboot, _bool_key("onboot"), _set("onboot", int),
+              hotplug=True, removable=True),
+    Attribute("startup", ("startup",), lambda d: d.vm.startup, _read_startup,
+              _set("startup", propstr.format), hotplug=True, removable=True),
+    Attribute("description", ("description",), lambda d: d.vm.description, _read_description, _write_description,
+              hotplug=True, removable=True, remove=lambda config: _write_description(None, config)),
+    Attribute("machine", ("machine",), lambda d: d.vm.machine, _read_machine, _set("machine", _MACHINE.get),
+              reboot=True),
+    Attribute("bios", ("bios",), lambda d: d.vm.bios, lambda o: o.config.get("bios") or "seabios", _set("bios"),
+              reboot=True),
+    Attribute("efidisk0", ("efidisk0",), _declared_efidisk, _read_efidisk, _write_efidisk, reboot=True,
+              removable=True, narrow=lambda actual, desired: desired if actual and desired else actual),
+    Attribute("scsihw", ("scsihw",), lambda d: d.vm.scsihw, lambda o: o.config.get("scsihw") or "lsi",
+              _set("scsihw"), reboot=True),
     Attribute("serial0", ("serial0",), lambda d: ALWAYS["serial0"], _key("serial0"), _set("serial0"), reboot=True),
     Attribute("vga", ("vga",), lambda d: ALWAYS["vga"], _key("vga"), _set("vga"), reboot=True),
     Attribute("tags", ("tags",), lambda d: sorted(d.vm.tags) or None, _read_tags,

@@ -157,6 +157,11 @@ def template_create_params(spec, volid: str, description: str, agent_baked: bool
         "scsihw": "virtio-scsi-pci", "scsi0": f"{pool}:0,import-from={volid}",
         "ide2": f"{pool}:cloudinit", "boot": "order=scsi0", "description": description,
     }
+    for name in ("machine", "scsihw", "bios"):
+        if getattr(spec, name, None):
+            params.update(BY_NAME[name].write(getattr(spec, name), {}))
+    if getattr(spec, "bios", None) == "ovmf":
+        params.update(BY_NAME["efidisk0"].write({"storage": pool, "efitype": "4m"}, {}))
     values = {"name": spec.name,
               "net0": {"model": "virtio", "bridge": getattr(spec, "network_bridge", None) or DEFAULT_BRIDGE},
               **ALWAYS, "cores": getattr(spec, "cores", None), "memory_mb": getattr(spec, "memory_mb", None)}

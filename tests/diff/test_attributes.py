@@ -73,7 +73,22 @@ STRATEGIES: dict[str, st.SearchStrategy] = {
     "disk_size_gb": st.integers(2, 64),
     "net0": _nic(),
     **{f"net{i}": _maybe(_nic()) for i in range(1, reg.MAX_NICS)},
-    "agent": st.booleans(),
+    "agent": st.one_of(st.booleans(), st.fixed_dictionaries({
+        "freeze-fs": st.booleans(), "fstrim_cloned_disks": st.booleans(), "type": st.sampled_from(["virtio", "isa"])})),
+    "cpu": st.sampled_from(["host", "x86-64-v2-AES", "kvm64", "Skylake-Server-v4"]),
+    "sockets": st.integers(1, 4),
+    "balloon_mb": st.integers(0, 64).map(lambda n: n * 64),
+    "onboot": st.booleans(),
+    "startup": st.fixed_dictionaries({"order": st.integers(0, 99)},
+                                     optional={"up": st.integers(0, 600), "down": st.integers(0, 600)}),
+    "description": st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs", "Zl", "Zp"]) | st.just("\n"),
+                           min_size=1, max_size=40).map(lambda t: "\n".join(
+                               x for x in t.splitlines() if not x.lstrip().startswith("phoenix-")).strip("\n"))
+                   .filter(bool),
+    "machine": st.sampled_from(["q35", "i440fx"]),
+    "bios": st.sampled_from(["seabios", "ovmf"]),
+    "efidisk0": st.just({"storage": "local-lvm", "efitype": "4m"}),
+    "scsihw": st.sampled_from(["lsi", "virtio-scsi-pci", "virtio-scsi-single", "megasas", "pvscsi"]),
     "serial0": st.just("socket"),
     "vga": st.sampled_from(["serial0", "std", "virtio"]),
     "tags": st.lists(st.from_regex(r"[a-z0-9_][a-z0-9_.+-]{0,8}", fullmatch=True), min_size=1, max_size=4,
@@ -155,7 +170,12 @@ def test_resized_disk_and_power_read_back_as_written(client, size, power):
 
 
 def test_flags_drive_the_plan_vocabulary():
-    assert reg.REBOOT == {"cores", "memory_mb", "agent", "serial0", "vga"}
+    assert reg.REBOOT == {"cores", "memory_mb", "agent", "serial0", "vga", "cpu", "sockets", "balloon_mb", "machine",
+                          "bios", "efidisk0", "scsihw"}
+    assert {"onboot", "startup", "description", "net0", "scsi1"} <= set(named_hotplug := reg.named("hotplug"))
+    assert reg.BY_NAME["scsi1"].needs_reboot({"size_gb": 1, "storage": "s"}, {"size_gb": 1, "storage": "s", "ssd": True})
+    assert not reg.BY_NAME["scsi1"].needs_reboot(None, {"size_gb": 1, "storage": "s", "ssd": True})
+    assert named_hotplug
     assert reg.CLOUDINIT == {"ciuser", "sshkeys", "nameserver", "searchdomain", "cicustom",
                              *(f"ipconfig{i}" for i in range(reg.MAX_NICS))}
     assert reg.STATE_TRACKED == ("template", "user_data")
@@ -170,3 +190,18 @@ def test_flags_drive_the_plan_vocabulary():
 def test_tags_parse_one_way_whatever_the_separator(tags, separator):
     assert propstr.parse_tags(separator.join(tags)) == tags
     assert propstr.parse_tags(propstr.format_tags(tags)) == tags
+
+
+def test_a_declared_description_keeps_phoenixs_own_lines(client):
+    """The user's text is compared and written; the ownership marker (and any phoenix- line) stays."""
+    if client.get("/cluster/resources", type="vm") == []:
+        _make_vm(client)
+    marker = "phoenix-owner: 0f3c lineage vmid=100"
+    client.put(f"{PATH}/config", description=f"old text\n{marker}")
+    assert actual_view(client.get(f"{PATH}/config"), None)["description"] == "old text"
+    for value in ("web server\nsecond line", None):
+        config = client.get(f"{PATH}/config")
+        client.put(f"{PATH}/config", **reg.configure_params({"description": value}, config))
+        config = client.get(f"{PATH}/config")
+        assert actual_view(config, None).get("description") == value
+        assert marker in config["description"]

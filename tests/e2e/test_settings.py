@@ -108,3 +108,47 @@ def test_extra_disks_grow_never_shrink_and_leave_as_pve_detaches_them(phoenix_cl
     assert "virtio1" not in config and virtio1 not in _volumes(proxmox)
     assert config["unused0"] == kept                                  # the earlier detached one stays
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_hardware_and_boot_settings_apply_converge_and_respect_the_running_vm(phoenix_cli, proxmox):
+    cli = phoenix_cli
+    settings = {"cpu": "host", "sockets": 2, "balloon_mb": 2048, "onboot": True, "startup": {"order": 2, "up": 15},
+                "description": "web tier", "machine": "q35", "bios": "ovmf", "scsihw": "virtio-scsi-single",
+                "agent": {"fstrim_cloned_disks": True}}
+
+    def edit(d: dict) -> None:
+        _one_vm(d)
+        d["vms"][0].update(settings)
+
+    cli.edit(edit)
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    config = proxmox.nodes("pve").qemu(8001).config.get()
+    assert (config["cpu"], config["sockets"], config["balloon"], config["onboot"]) == ("host", 2, 2048, 1)
+    assert config["startup"] == "order=2,up=15" and config["machine"] == "q35" and config["bios"] == "ovmf"
+    assert config["efidisk0"].startswith("local-lvm:") and "efitype=4m" in config["efidisk0"]
+    assert config["scsihw"] == "virtio-scsi-single" and "fstrim_cloned_disks=1" in config["agent"]
+    assert config["description"].rstrip("\n") == "web tier"
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+    # On the running VM: boot order and description change live, the CPU type waits for --allow-reboot.
+    settings.update(startup={"order": 1}, description="web tier, rack 2", cpu="x86-64-v2-AES")
+    cli.edit(edit)
+    result = cli("plan")
+    assert "cpu: applying needs a reboot" in result.output, result.output
+    assert cli("apply", "--auto-approve").exit_code == 0
+    config = proxmox.nodes("pve").qemu(8001).config.get()
+    assert config["startup"] == "order=1" and config["description"].startswith("web tier, rack 2")
+    assert config["cpu"] == "host"
+    result = cli("apply", "--auto-approve", "--allow-reboot")
+    assert result.exit_code == 0, result.output
+    assert proxmox.nodes("pve").qemu(8001).config.get()["cpu"] == "x86-64-v2-AES"
+
+    # Dropped from the file: removed from the VM (PVE's defaults apply again).
+    for key in ("description", "onboot", "startup"):
+        settings.pop(key)
+    cli.edit(lambda d: (edit(d), [d["vms"][0].pop(k, None) for k in ("description", "onboot", "startup")]))
+    assert cli("apply", "--auto-approve").exit_code == 0
+    config = proxmox.nodes("pve").qemu(8001).config.get()
+    assert not {"description", "onboot", "startup"} & set(config), config
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
