@@ -109,9 +109,10 @@ def execute(plan: Plan, runtime: ApplyRuntime, parallelism: int = 4, per_node: i
             runtime.stop.set()
             runtime.reporter.note("Interrupted: letting running steps finish; no new step starts.")
             collect(wait(running).done)
-        for rc in pending:
-            results[rc.vmid] = ChainResult(rc.address, rc.vmid, ok=False, seconds=0.0,
-                                           error=f"interrupted before {rc.steps[0].op.value}")
+        for rc in changes:    # not only ``pending``: Ctrl-C may land between taking a chain off it and running it
+            if rc.vmid not in results:
+                results[rc.vmid] = ChainResult(rc.address, rc.vmid, ok=False, seconds=0.0,
+                                               error=f"interrupted before {rc.steps[0].op.value}")
     return ApplyResult(chains=[results[rc.vmid] for rc in changes], seconds=time.monotonic() - started)
 
 

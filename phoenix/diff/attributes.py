@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -71,6 +72,14 @@ class Declared:
     cicustom: str | None = None          # user=<storage>:snippets/<file>; None with the iso backend
     user_data: str | None = None         # the state's keyed fingerprint of the user-data document
 
+    @cached_property
+    def sparse_keys(self) -> frozenset[str]:
+        """The numbered keys this VM declares (``netN``/``ipconfigN`` per NIC, its extra disks' slots):
+        the views skip the rest of those families without asking each entry."""
+        nics = range(len(self.vm.nics))
+        return frozenset([*(f"net{i}" for i in nics), *(f"ipconfig{i}" for i in nics),
+                          *(disk.interface for disk in self.vm.disks)])
+
 
 def _no_write(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
     return {}
@@ -105,6 +114,9 @@ class Attribute:
     # How dropping it from the file is written (default ``delete=<first key>``): a description
     # keeps phoenix's own lines.
     remove: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    # One of a numbered family (netN, scsiN…): absent from the config means absent, so views skip it
+    # without calling ``read`` (a VM has a few of the ~120 such keys).
+    sparse: bool = False
 
     def needs_reboot(self, before: Any, after: Any) -> bool:
         """Whether changing ``before`` to ``after`` on a running VM takes effect only at its next boot."""
@@ -481,9 +493,9 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("disk_size_gb", ("scsi0",), lambda d: d.vm.disk_size_gb, _read_disk_gb, writer=Writer.RESIZE,
               hotplug=True),
     *(Attribute(f"net{i}", (f"net{i}",), _declared_nic(i), _read_nic(i), _write_nic(i), hotplug=True,
-                removable=i > 0, narrow=_narrow_nic) for i in range(MAX_NICS)),
+                removable=i > 0, narrow=_narrow_nic, sparse=True) for i in range(MAX_NICS)),
     *(Attribute(slot, (slot,), _declared_disk(slot), _read_extra_disk(slot), _write_extra_disk(slot), hotplug=True,
-                removable=True, reboot_when=disk_options_changed, resizable=True) for slot in DISK_SLOTS),
+                removable=True, reboot_when=disk_options_changed, resizable=True, sparse=True) for slot in DISK_SLOTS),
     Attribute("agent", ("agent",), lambda d: d.vm.agent or ALWAYS["agent"], _read_agent, _write_agent, reboot=True,
               narrow=_narrow_agent),
     Attribute("cpu", ("cpu",), lambda d: d.vm.cpu, _read_cpu, _write_cpu, reboot=True, removable=True),
@@ -514,7 +526,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               _set("sshkeys", propstr.encode_sshkeys), cloudinit=True, removable=True, show=_show_sshkeys),
     *(Attribute(f"ipconfig{i}", (f"ipconfig{i}",), _declared_ipconfig(i),
                 _read_normalised(f"ipconfig{i}", normalise_ipconfig), _set(f"ipconfig{i}"), cloudinit=True,
-                removable=True) for i in range(MAX_NICS)),
+                removable=True, sparse=True) for i in range(MAX_NICS)),
     Attribute("nameserver", ("nameserver",), _declared_nameserver,
               _read_normalised("nameserver", normalise_nameserver), _set("nameserver"), cloudinit=True,
               removable=True),

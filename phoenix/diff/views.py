@@ -27,6 +27,8 @@ def desired_view(vm: "VMSpec", cicustom: str | None, user_data_fingerprint: str)
     declared = Declared(vm, cicustom=cicustom, user_data=user_data_fingerprint)
     view: dict[str, Any] = {}
     for entry in ATTRIBUTES:
+        if entry.sparse and entry.pve_keys[0] not in declared.sparse_keys:
+            continue
         value = entry.declare(declared)
         if value is not None and value != "":
             view[entry.name] = value
@@ -38,7 +40,7 @@ def actual_view(config: Mapping[str, Any], status: str | None) -> dict[str, Any]
     observed = Observed(config, status)
     view: dict[str, Any] = {}
     for entry in ATTRIBUTES:
-        if entry.read is not None:
+        if entry.read is not None and not (entry.sparse and entry.pve_keys[0] not in config):
             value = entry.read(observed)
             if value is not None:
                 view[entry.name] = value
