@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -14,7 +11,8 @@ from phoenix.desired.cloudinit import build_network_config
 from phoenix.desired.loader import parse_desired
 from phoenix.diff.views import desired_view
 
-from desired_helpers import HERE, cloud_init_network_check, native_doc, needs_cloud_init
+from desired_helpers import HERE, native_doc, needs_cloud_init
+from test_desired_cloudinit import _check_network
 
 
 def _problems(**vm) -> list[tuple[str, str]]:
@@ -83,14 +81,6 @@ def test_bad_nics_are_one_problem_at_their_path(vm, path, words):
     problems = _problems(**vm)
     assert len(problems) == 1, problems
     assert problems[0][0] == path and words in problems[0][1], problems
-
-
-def _check_network(text: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "network-config"
-        path.write_text(text)
-        result = cloud_init_network_check(path)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_network_config_has_one_entry_per_nic_with_ipv6():
