@@ -43,11 +43,14 @@ def test_several_nics_and_ipv6_apply_converge_and_a_dropped_nic_is_removed(phoen
     config = proxmox.nodes("pve").qemu(8001).config.get()
     assert config["net1"].split(",")[0] == mac and "tag=30" in config["net1"]
 
-    # The second NIC leaves the file: netN and ipconfigN leave the VM.
+    # The second NIC leaves the file: netN and ipconfigN leave the VM (its cloud-init change is held back
+    # on the running VM without --allow-reboot, as every cloud-init change is).
     cli.edit(_with_nics(NICS[:1]))
     result = cli("plan")
     assert "net1" in result.output and "ipconfig1" in result.output, result.output
-    assert cli("apply", "--auto-approve").exit_code == 0
+    assert "ipconfig1: the guest applies cloud-init changes only at its next boot" in result.output, result.output
+    result = cli("apply", "--auto-approve", "--allow-reboot")
+    assert result.exit_code == 0, result.output
     config = proxmox.nodes("pve").qemu(8001).config.get()
     assert "net1" not in config and "ipconfig1" not in config and "net0" in config
     assert cli("plan", "--detailed-exitcode").exit_code == 0
