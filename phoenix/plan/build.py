@@ -198,7 +198,8 @@ class _Builder:
         diff = diff_resource(desired, actual, recorded)
         drift = Drift(rc.address, vm.vmid, diff.drift) if diff.drift else None
         pending = facts.pending
-        pending_actual = actual_view(pending.merged(), facts.status) if pending and pending.has_pending else actual
+        pending_actual = (narrowed(actual_view(pending.merged(), facts.status), desired)
+                          if pending and pending.has_pending else actual)
         waiting, reverts = guest_rules.pending_cases(desired, actual, pending_actual, diff.changed_attributes)
         guest = self.guest_problems(vm, facts, diff.changed_attributes)
         # A VM declared stopped has no guest to check: its taint needs no action of its own.
