@@ -131,7 +131,8 @@ def test_hardware_and_boot_settings_apply_converge_and_respect_the_running_vm(ph
     assert config["startup"] == "order=2,up=15" and config["machine"] == "q35" and config["bios"] == "ovmf"
     assert config["efidisk0"].startswith("local-lvm:") and "efitype=4m" in config["efidisk0"]
     assert config["scsihw"] == "virtio-scsi-single" and "fstrim_cloned_disks=1" in config["agent"]
-    assert config["description"].rstrip("\n") == "web tier"
+    assert config["description"].splitlines()[0] == "web tier"                   # the user's text ...
+    assert config["description"].splitlines()[1].startswith("phoenix-owner: ")  # ... then the ownership marker
     assert cli("plan", "--detailed-exitcode").exit_code == 0
 
     # On the running VM: boot order and description change live, the CPU type waits for --allow-reboot.
@@ -153,5 +154,6 @@ def test_hardware_and_boot_settings_apply_converge_and_respect_the_running_vm(ph
     cli.edit(lambda d: (edit(d), [d["vms"][0].pop(k, None) for k in ("description", "onboot", "startup")]))
     assert cli("apply", "--auto-approve").exit_code == 0
     config = proxmox.nodes("pve").qemu(8001).config.get()
-    assert not {"description", "onboot", "startup"} & set(config), config
+    assert not {"onboot", "startup"} & set(config), config
+    assert config["description"].startswith("phoenix-owner: ")          # only the ownership marker stays
     assert cli("plan", "--detailed-exitcode").exit_code == 0
