@@ -104,6 +104,11 @@ def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] 
     return config
 
 
+# Keys whose value is free multi-line text (PVE keeps a VM's description as comment lines); their
+# validators reject every control character except newline and tab.
+FREE_TEXT_KEYS = frozenset({"description"})
+
+
 def control_problems(data: Any, path: str = ROOT) -> list[Problem]:
     """Every string (value or key) holding a control character: NUL, C0, DEL, C1 or a lone surrogate.
 
@@ -121,6 +126,8 @@ def control_problems(data: Any, path: str = ROOT) -> list[Problem]:
             if index is not None:
                 problems.append(Problem(join_path(path, key), "the key " + _control_message(key, index)))
                 continue
+            if key in FREE_TEXT_KEYS and isinstance(value, str):
+                continue  # multi-line text: its own validator allows newlines and tabs, nothing else
             problems += control_problems(value, join_path(path, key))
     elif isinstance(data, list):
         for index, item in enumerate(data):

@@ -206,11 +206,12 @@ def check_cpu_type(value: str) -> str:
 def check_description(value: str) -> str:
     """Free text (PVE keeps up to 8 KiB); lines starting ``phoenix-`` are phoenix's own (the
     ownership marker, template facts) and cannot be declared."""
+    index = first_control(value.replace("\n", " ").replace("\t", " "))
+    if index is not None:
+        raise ValueError(f"contains the control character U+{ord(value[index]):04X} at position {index} "
+                         "(only newlines and tabs are allowed)")
     if len(value.encode()) > 8000:
         raise ValueError("is longer than 8000 bytes (PVE keeps at most 8 KiB, phoenix keeps room for its marker)")
-    bad = next((c for c in value if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127), None)
-    if bad is not None:
-        raise ValueError(f"contains the control character {bad!r} (only newlines and tabs are allowed)")
     if any(line.lstrip().startswith("phoenix-") for line in value.splitlines()):
         raise ValueError("lines starting with 'phoenix-' are reserved for phoenix's own marker")
     return value

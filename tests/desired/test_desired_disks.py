@@ -25,7 +25,7 @@ def test_disks_resolve_with_the_vms_storage():
     ([{"interface": "scsi0", "size_gb": 1}], "vms[0].disks[0].interface", "boot disk"),
     ([{"interface": "ide2", "size_gb": 1}], "vms[0].disks[0].interface", "not a disk slot"),
     ([{"interface": "virtio16", "size_gb": 1}], "vms[0].disks[0].interface", "not a disk slot"),
-    ([{"interface": "scsi1\n", "size_gb": 1}], "vms[0].disks[0].interface", "not a disk slot"),
+    ([{"interface": "scsi1\n", "size_gb": 1}], "vms[0].disks[0].interface", "control character"),
     ([{"interface": "scsi1", "size_gb": 0}], "vms[0].disks[0].size_gb", "greater than or equal to 1"),
     ([{"interface": "scsi1"}], "vms[0].disks[0].size_gb", "required"),
     ([{"interface": "virtio1", "size_gb": 1, "ssd": True}], "vms[0].disks[0]", "virtio"),

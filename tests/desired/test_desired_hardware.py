@@ -42,7 +42,7 @@ def test_a_vm_inherits_its_templates_firmware():
 
 
 @pytest.mark.parametrize("vm, path, words", [
-    ({"cpu": "host\n"}, "vms[0].cpu", "CPU type"),
+    ({"cpu": "host\n"}, "vms[0].cpu", "control character"),
     ({"cpu": "host,flags=+aes"}, "vms[0].cpu", "CPU type"),
     ({"sockets": 0}, "vms[0].sockets", "greater than or equal to 1"),
     ({"balloon_mb": 9000, "memory_mb": 4096}, "vms[0].balloon_mb", "more than the VM's memory_mb (4096)"),
@@ -62,3 +62,12 @@ def test_bad_settings_are_one_problem_at_their_path(vm, path, words):
         parse_desired(native_doc(**vm), base_dir=HERE)
     problems = [(p.path, p.message) for p in info.value.problems]
     assert len(problems) == 1 and problems[0][0] == path and words in problems[0][1], problems
+
+
+@pytest.mark.parametrize("text", ["line\x85next", "bad\ud800", "nul\x00"])
+def test_description_keeps_newlines_but_refuses_other_control_characters(text):
+    """A description is multi-line text: newline and tab pass, C1, lone surrogates and NUL do not."""
+    with pytest.raises(ConfigError) as info:
+        parse_desired(native_doc(description=text), base_dir=HERE)
+    problems = [(p.path, p.message) for p in info.value.problems]
+    assert [path for path, _ in problems] == ["vms[0].description"] and "control character" in problems[0][1], problems

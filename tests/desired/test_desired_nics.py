@@ -65,7 +65,7 @@ def test_a_nic_without_bridge_takes_the_default_bridge():
     ({"networks": [{"ip6": "2001:db8::5/64", "gw6": "10.0.0.1"}]}, "vms[0].networks[0].gw6", "not an IPv6"),
     ({"networks": [{}, {"vlan": 4095}]}, "vms[0].networks[1].vlan", "4094"),
     ({"networks": [{"mac": "01:00:5e:00:00:01"}]}, "vms[0].networks[0].mac", "multicast"),
-    ({"networks": [{"mac": "bc:24:11:00:00:01\n"}]}, "vms[0].networks[0].mac", "not a MAC"),
+    ({"networks": [{"mac": "bc:24:11:00:00:01\n"}]}, "vms[0].networks[0].mac", "control character"),
     ({"networks": [{"model": "e1000", "mtu": 9000}]}, "vms[0].networks[0]", "virtio"),
     ({"networks": [{"mtu": 100}]}, "vms[0].networks[0].mtu", "576"),
     ({"networks": [{"model": "rtl9999"}]}, "vms[0].networks[0].model", "virtio"),
