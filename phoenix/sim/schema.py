@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import param_error
 from phoenix.sim.schema_formats import NAMED_HASH_FORMATS, VALIDATORS, FormatError, split_list
 
-__all__ = ["SCHEMA", "Endpoint", "Router", "validate", "check_format"]
+__all__ = ["SCHEMA", "Endpoint", "Router", "validate", "check_format", "drive_format", "net_format"]
 
 log = logging.getLogger("phoenix.sim.schema")
 
@@ -221,31 +221,15 @@ def check_format(fmt: Any, value: str, path: str) -> None:
         validator(value)
 
 
-def _parse_boolean(value: str) -> str:
-    lowered = value.lower()
-    if lowered in ("1", "on", "yes", "true"):
-        return "1"
-    if lowered in ("0", "off", "no", "false"):
-        return "0"
-    return value
-
-
 def parse_property_string(fmt: dict, data: str, path: str) -> dict[str, str]:
-    """Split with :mod:`phoenix.pve.propstr`, then resolve aliases and check every key as PVE does."""
+    """Split with the simulator's own :mod:`phoenix.sim.propstr`, then resolve aliases and check every key."""
     default_key = next((key for key, spec in fmt.items() if spec.get("default_key")), None)
     try:
-        raw = propstr.parse(data, default_key=default_key)
+        raw = propstr.split(data, default_key=default_key)
     except propstr.PropertyStringError as exc:
-        text = str(exc)
-        if text.startswith("value without key"):
-            text = "value without key, but schema does not define a default key"
-        elif text.startswith("missing key"):
-            text = "missing key in comma-separated list property"
-        raise FormatError(text.rstrip("\n") + "\n") from None
+        raise FormatError(str(exc)) from None
     result: dict[str, str] = {}
     for key, value in raw.items():
-        if value == "":
-            raise FormatError("missing key in comma-separated list property\n")
         if key in result:
             raise FormatError(f"duplicate key in comma-separated list property: {key}\n")
         spec = fmt.get(key)
@@ -260,7 +244,7 @@ def parse_property_string(fmt: dict, data: str, path: str) -> dict[str, str]:
         if not spec:
             raise FormatError(f"invalid key in comma-separated list property: {key}\n")
         if spec.get("type") == "boolean":
-            value = _parse_boolean(value)
+            value = propstr.as_boolean(value)
         result[key] = value
     errors: dict[str, str] = {}
     _check_object(path, fmt, result, errors)
@@ -326,3 +310,22 @@ def validate(endpoint: Endpoint, params: dict[str, Any], path_params: dict[str, 
     if errors:
         raise param_error(errors)
     return {key: (_convert(resolved[key], value) if key in resolved else value) for key, value in merged.items()}
+
+
+# --- property-string formats the model prints with ------------------------------------------------
+
+_CONFIG_PARAMS = SCHEMA["endpoints"]["/nodes/{node}/qemu/{vmid}/config"]["POST"]["parameters"]["properties"]
+
+
+def drive_format(key: str | None) -> dict[str, dict]:
+    """The schema's format dict of a drive key (``scsi3`` → ``scsi[n]``'s), ``{}`` if not a drive."""
+    if key is None:
+        return {}
+    match = _INDEXED_RE.match(key)
+    name = f"{match.group(1)}[n]" if match and match.group(1) in ("ide", "sata", "scsi", "virtio", "unused") else key
+    fmt = _CONFIG_PARAMS.get(name, {}).get("format")
+    return fmt if isinstance(fmt, dict) else {}
+
+
+def net_format() -> dict[str, dict]:
+    return _CONFIG_PARAMS["net[n]"]["format"]

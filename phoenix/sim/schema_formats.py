@@ -37,6 +37,14 @@ def _regex_validator(pattern: str, message: str) -> Callable[[str], None]:
     return validate
 
 
+def _poolid(value: str) -> None:
+    """pve-access-control ``verify_poolname``: up to three ``/``-separated levels."""
+    if not re.fullmatch(r"[A-Za-z0-9.\-_]+(/[A-Za-z0-9.\-_]+)*", value):
+        raise FormatError(f"pool name '{value}' contains invalid characters\n")
+    if value.count("/") > 2:
+        raise FormatError(f"pool name '{value}' nested too deeply (max levels = 3)\n")
+
+
 _NAME_RE = r"[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?"
 _DRIVE_RANGES = {"ide": 3, "sata": 5, "scsi": 30, "virtio": 15}
 
@@ -148,7 +156,7 @@ VALIDATORS: dict[str, Callable[[str], None]] = {
     "pve-storage-id": _regex_validator(r"(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$",
                                        "storage ID '{value}' contains illegal characters\n"),
     "pve-bridge-id": _regex_validator(r"^[-_.A-Za-z0-9]+$", "invalid bridge ID '{value}'\n"),
-    "pve-poolid": _regex_validator(r"^[A-Za-z0-9.\-_]+$", "pool name '{value}' contains invalid characters\n"),
+    "pve-poolid": lambda value: _poolid(value),
     "pve-realm": _regex_validator(r"^[A-Za-z][A-Za-z0-9.\-_]+$", "realm '{value}' contains invalid characters\n"),
     "mac-addr": _regex_validator(r"(?i)^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$",
                                  "value does not look like a valid unicast MAC address\n"),

@@ -156,8 +156,13 @@ class TaskManager:
         self._load_archive()
 
     # --- spawning ------------------------------------------------------------------------------
-    def spawn(self, node: str, type: str, id: Any, user: str, work: Callable[[Task], Any]) -> str:  # noqa: A002
-        """Start ``work(task)`` in a worker thread and return the task's UPID at once."""
+    def spawn(self, node: str, type: str, id: Any, user: str, work: Callable[[Task], Any],  # noqa: A002
+              on_failure: Callable[[Task], Any] | None = None) -> str:
+        """Start ``work(task)`` in a worker thread and return the task's UPID at once.
+
+        ``on_failure(task)`` runs after any failure of the task, an injected one included (PVE's
+        create and clone workers clean up after themselves whatever made them fail).
+        """
         id_text = "" if id is None else str(id)
         starttime = int(time.time())
         pstart = self._pstart_base + int(time.monotonic() * 100) % 0x7FFFFFFF
@@ -174,11 +179,11 @@ class TaskManager:
         # Recorded while it runs: a simulator killed now shows it after a restart as PVE shows a task
         # whose worker died (stopped, "unexpected status"), and the lock it held stays behind.
         self._save_archive()
-        thread = threading.Thread(target=self._run, args=(task, work), name=f"task-{type}-{pid:X}", daemon=True)
+        thread = threading.Thread(target=self._run, args=(task, work, on_failure), name=f"task-{type}-{pid:X}", daemon=True)
         thread.start()
         return upid
 
-    def _run(self, task: Task, work: Callable[[Task], Any]) -> None:
+    def _run(self, task: Task, work: Callable[[Task], Any], on_failure: Callable[[Task], Any] | None) -> None:
         error: str | None = None
         try:
             fault = self.sim.faults.take_task_fault(task.type)
@@ -190,6 +195,11 @@ class TaskManager:
             error = str(message).rstrip("\n").replace("\n", " ")
             if not isinstance(exc, (TaskInterrupted, InjectedTaskFault, PVEError)):
                 log.warning("task %s failed with an unexpected exception", task.upid, exc_info=True)
+            if on_failure is not None:
+                try:
+                    on_failure(task)
+                except Exception:  # the task failed already; its cleanup must not hide why
+                    log.warning("cleanup of task %s failed", task.upid, exc_info=True)
         if error is None:
             task.log("TASK OK")
             task.exitstatus = "OK"

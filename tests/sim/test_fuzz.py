@@ -37,6 +37,10 @@ PLAUSIBLE = {
     "ostype": ["l26", "dos"], "cpu": ["host", "x86-64-v2-AES"], "nameserver": ["1.1.1.1", "1.1.1.1 x_y"],
     "vga": ["serial0", "std"], "serial0": ["socket"], "searchdomain": ["example.org"], "ciuser": ["ubuntu", "root"],
     "cipassword": ["secret"], "revert": ["cores"], "force": ["1"], "description": ["hello"], "unused0": ["local-lvm:vm-1-disk-9"],
+    "poolid": ["prod", "prod/sub", "a/b/c/d", "bad name", "9x"], "vms": ["100", "100,101", "x"], "comment": ["c"],
+    "allow-move": ["1", "0"], "type": ["qemu", "storage", "bridge", "vm"], "full": ["1", "0"], "path": ["/", "/vms/100"],
+    "userid": ["root@pam", "root@pam!phoenix", "nobody@pve", "bad"], "snapname": ["s1", "current", "1x", "Pending"],
+    "vmstate": ["1", "0"], "todisk": ["1", "0"], "statestorage": ["local-lvm", "nope"], "timeout": ["0", "5"],
 }
 
 _random_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
@@ -50,6 +54,8 @@ def _params(endpoint: Endpoint) -> st.SearchStrategy[dict[str, str]]:
     def for_key(key: str) -> st.SearchStrategy[str]:
         return st.one_of(st.sampled_from(PLAUSIBLE[key]), value) if key in PLAUSIBLE else value
 
+    if not keys:
+        return st.just({})
     return st.lists(st.sampled_from(keys), min_size=1, max_size=4, unique=True).flatmap(
         lambda chosen: st.fixed_dictionaries({key: for_key(key) for key in chosen}))
 
@@ -96,7 +102,8 @@ def _check(target, method: str, path: str, endpoint: Endpoint, path_params: dict
         expected_errors = None
     except PVEError as error:
         expected_errors = error.errors
-    response = session.request(method, f"{server.endpoint}/api2/json{path}", data=params, verify=server.ca_file, timeout=30)
+    where = {"params": params} if method in ("GET", "DELETE") else {"data": params}   # a GET body is a 501 on PVE
+    response = session.request(method, f"{server.endpoint}/api2/json{path}", **where, verify=server.ca_file, timeout=30)
     if expected_errors is not None:
         assert response.status_code == 400, (params, response.status_code, response.text)
         assert response.json()["errors"] == expected_errors
@@ -127,6 +134,45 @@ def test_post_config_with_random_params(fuzz_target, params):
 @given(params=_params(CONFIG["PUT"]))
 def test_put_config_with_random_params(fuzz_target, params):
     _check(fuzz_target, "PUT", "/nodes/pve/qemu/100/config", CONFIG["PUT"], {"node": "pve", "vmid": "100"}, params)
+
+
+# The endpoints issue 10 added: random parameters must give PVE's 400s, never a crash (500 from Python).
+NEW_ENDPOINTS = [
+    ("GET", "/pools", {}), ("POST", "/pools", {}), ("PUT", "/pools", {}), ("DELETE", "/pools", {}),
+    ("GET", "/pools/{poolid}", {"poolid": "prod"}), ("PUT", "/pools/{poolid}", {"poolid": "prod"}),
+    ("GET", "/access/users", {}), ("GET", "/access/permissions", {}), ("GET", "/cluster/tasks", {}),
+    ("GET", "/cluster/ha/resources", {}), ("GET", "/nodes/{node}/network", {"node": "pve"}),
+    ("GET", "/nodes/{node}/qemu/{vmid}/pending", {"node": "pve", "vmid": "100"}),
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot", {"node": "pve", "vmid": "100"}),
+    ("POST", "/nodes/{node}/qemu/{vmid}/snapshot", {"node": "pve", "vmid": "100"}),
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", {"node": "pve", "vmid": "100", "snapname": "s1"}),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", {"node": "pve", "vmid": "100", "snapname": "s1"}),
+    ("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback", {"node": "pve", "vmid": "100", "snapname": "s1"}),
+    ("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}", {"node": "pve", "vmid": "100", "snapname": "s2"}),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/reset", {"node": "pve", "vmid": "100"}),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend", {"node": "pve", "vmid": "100"}),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/resume", {"node": "pve", "vmid": "100"}),
+    ("GET", "/nodes/{node}/qemu/{vmid}/agent/info", {"node": "pve", "vmid": "100"}),
+    ("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo", {"node": "pve", "vmid": "100"}),
+]
+
+
+@st.composite
+def _new_endpoint_call(draw):
+    method, template, path_params = draw(st.sampled_from(NEW_ENDPOINTS))
+    endpoint = Endpoint(method, template, SCHEMA["endpoints"][template][method])
+    return method, template, endpoint, path_params, draw(_params(endpoint))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(call=_new_endpoint_call())
+def test_new_endpoints_with_random_params(fuzz_target, call):
+    method, template, endpoint, path_params, params = call
+    path = template
+    for key, value in path_params.items():
+        path = path.replace("{" + key + "}", value)
+    _check(fuzz_target, method, path, endpoint, path_params, params)
 
 
 def test_server_still_serves_after_fuzzing(fuzz_target):

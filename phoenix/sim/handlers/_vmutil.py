@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import random
+import re
 import time
 from typing import Any
 from urllib.parse import unquote
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError, Request
 from phoenix.sim.model import cloudinit, guest
 from phoenix.sim.model.pending import apply_pending, has_cloudinit_drive
@@ -21,7 +22,7 @@ from phoenix.sim.model.storage import split_volid
 from phoenix.sim.model.vm import VM
 
 __all__ = ["vm_of", "check_lock", "validate_sshkeys", "spawn", "vm_status", "regenerate_cloudinit",
-           "start_vm", "stop_vm", "boot_disk_size", "assert_root_for_skiplock", "SSH_KEY_TYPES"]
+           "start_vm", "stop_vm", "resume_from_disk", "boot_disk_size", "assert_root_for_skiplock", "SSH_KEY_TYPES"]
 
 SSH_KEY_TYPES = ("ssh-rsa", "ssh-dss", "ssh-ed25519", "ssh-ed448", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                  "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
@@ -67,8 +68,8 @@ def validate_sshkeys(encoded: str) -> None:
             raise PVEError("SSH public key validation error\n")
 
 
-def spawn(req: Request, task_type: str, task_id: Any, work) -> str:
-    return req.sim.tasks.spawn(req.node, task_type, str(task_id), req.user, work)
+def spawn(req: Request, task_type: str, task_id: Any, work, on_failure=None) -> str:
+    return req.sim.tasks.spawn(req.node, task_type, str(task_id), req.user, work, on_failure)
 
 
 def boot_disk_size(conf: dict[str, str]) -> int:
@@ -81,7 +82,7 @@ def boot_disk_size(conf: dict[str, str]) -> int:
 
 def _sizes(conf: dict[str, str]) -> tuple[int, int, int]:
     """(memory MiB, cpus, boot disk bytes) of a config: the parsing part of a status entry."""
-    memory = int(propstr.parse(conf.get("memory", str(DEFAULT_MEMORY_MB)), default_key="current").get("current", DEFAULT_MEMORY_MB))
+    memory = int(propstr.split(conf.get("memory", str(DEFAULT_MEMORY_MB)), default_key="current").get("current", DEFAULT_MEMORY_MB))
     cpus = int(conf.get("vcpus") or int(conf.get("sockets", 1)) * int(conf.get("cores", 1)))
     return memory, cpus, boot_disk_size(conf)
 
@@ -106,14 +107,23 @@ def vm_status(vm: VM, full: bool = False) -> dict[str, Any]:
     if conf.get("tags"):
         status["tags"] = conf["tags"]
     if full:
-        status["qmpstatus"] = vm.status
+        status["qmpstatus"] = "paused" if running and vm.paused else vm.status
         status["ha"] = {"managed": 0}
         if guest.agent_enabled(conf):
             status["agent"] = 1
         if running:
-            status["running-machine"] = "pc-i440fx-9.2+pve1"
+            status["running-machine"] = _running_machine(conf.get("machine", ""))
             status["running-qemu"] = "9.2.0"
     return status
+
+
+def _running_machine(machine: str) -> str:
+    """The versioned machine QEMU runs: ``q35`` (in any form) → ``pc-q35-…``, else i440fx; a pinned version stays."""
+    kind = propstr.split(machine, "type").get("type", "")
+    pinned = re.fullmatch(r"pc-(i440fx|q35)-(\d+\.\d+)(\+pve\d+)?", kind)
+    if pinned:
+        return f"pc-{pinned.group(1)}-{pinned.group(2)}{pinned.group(3) or '+pve0'}"
+    return f"pc-{'q35' if 'q35' in kind else 'i440fx'}-9.2+pve1"
 
 
 def _read_snippet(cluster: Any, node: str, volid: str) -> str:
@@ -148,6 +158,8 @@ def start_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False) 
             check_lock(vm, skiplock, allow=("suspended",))
             if vm.running:
                 raise PVEError(f"VM {vmid} already running\n")
+            if vm.lock == "suspended":
+                resume_from_disk(cluster, vm, task.log)
             if vm.pending:
                 apply_pending(cluster, vm)
                 sim.save()
@@ -163,6 +175,16 @@ def start_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False) 
             vm.status, vm.started_at, vm.pid = "running", time.time(), real_pid or random.randint(1000, 4000000)
             guest.boot(sim, vm)
             sim.save()
+
+
+def resume_from_disk(cluster: Any, vm: VM, log=lambda line: None) -> None:
+    """Start from a ``suspend todisk=1`` state: the state volume is read, then freed, and the lock goes."""
+    state = vm.conf.pop("vmstate", None)
+    if state:
+        log(f"resuming VM {vm.vmid} from state '{state}'")
+        cluster.free_volume(vm.node, state)
+    for key in ("runningmachine", "runningcpu", "lock"):
+        vm.conf.pop(key, None)
 
 
 def stop_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False, seconds: float = 1.0, *,
@@ -185,8 +207,12 @@ def stop_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False, s
         with sim.mutex:
             cluster = sim.model
             vm = cluster.vm_on(node, vmid)
+<<<<<<< HEAD
             guest.power_off(sim, vm)
             vm.status, vm.started_at, vm.pid = "stopped", None, None
+=======
+            vm.status, vm.started_at, vm.pid, vm.agent_device, vm.paused = "stopped", None, None, False, False
+>>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
             if vm.pending:
                 apply_pending(cluster, vm)
             sim.save()

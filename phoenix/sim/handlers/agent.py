@@ -3,7 +3,7 @@
 Every endpoint forwards to the real qemu-guest-agent when the VM runs as a QEMU guest (``sim
 serve --guest-image``); otherwise the modelled guest answers (``handlers/_simguest.py``: ping,
 get-host-name, network-get-interfaces, exec, exec-status, file-read, following the cloud-init
-seed it booted with).  ``info`` needs a real guest (501 for the modelled one).
+seed it booted with).  ``info`` and ``get-osinfo`` answer fixed Debian 12 / QGA 7.2 facts for the modelled one.
 """
 
 from __future__ import annotations
@@ -93,7 +93,34 @@ def agent_host_name(req: Request) -> dict:
     return _forwarded("guest-get-host-name")(req)
 
 
-route("GET", "/nodes/{node}/qemu/{vmid}/agent/info")(_forwarded("guest-info"))
+# The modelled guest reports itself as the Debian cloud image phoenix's example uses, with QGA 7.2's commands.
+OS_INFO = {"id": "debian", "name": "Debian GNU/Linux", "pretty-name": "Debian GNU/Linux 12 (bookworm)",
+           "version": "12 (bookworm)", "version-id": "12", "machine": "x86_64", "kernel-release": "6.1.0-28-cloud-amd64",
+           "kernel-version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)"}
+QGA_COMMANDS = ("guest-exec", "guest-exec-status", "guest-file-close", "guest-file-open", "guest-file-read",
+                "guest-file-seek", "guest-file-write", "guest-fsfreeze-freeze", "guest-fsfreeze-status",
+                "guest-fsfreeze-thaw", "guest-fstrim", "guest-get-fsinfo", "guest-get-host-name", "guest-get-osinfo",
+                "guest-get-time", "guest-get-timezone", "guest-get-users", "guest-get-vcpus", "guest-info",
+                "guest-network-get-interfaces", "guest-ping", "guest-set-user-password", "guest-shutdown",
+                "guest-suspend-disk", "guest-suspend-hybrid", "guest-suspend-ram", "guest-sync",
+                "guest-sync-delimited")
+NO_SUCCESS_RESPONSE = {"guest-shutdown", "guest-suspend-disk", "guest-suspend-hybrid", "guest-suspend-ram"}
+QGA_INFO = {"version": "7.2.11", "supported_commands": [
+    {"name": name, "enabled": True, "success-response": name not in NO_SUCCESS_RESPONSE} for name in QGA_COMMANDS]}
+
+
+def _modelled_or_forwarded(command: str, modelled: dict):
+    """A real guest answers ``command``; the modelled one answers ``modelled``."""
+    def handler(req: Request) -> dict:
+        vm, agent = _real_or_modelled(req)
+        if agent is None:
+            return {"result": modelled}
+        return _forwarded(command)(req)
+    return handler
+
+
+route("GET", "/nodes/{node}/qemu/{vmid}/agent/info")(_modelled_or_forwarded("guest-info", QGA_INFO))
+route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo")(_modelled_or_forwarded("guest-get-osinfo", OS_INFO))
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/agent/exec")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError, Request, param_error, route
 from phoenix.sim.handlers._vmutil import check_lock, spawn, vm_of
 from phoenix.sim.handlers.qemu import smbios_with_uuid, with_mac
@@ -34,6 +34,8 @@ def _load_and_check(req: Request, params: dict) -> dict:
     cluster = req.sim.model
     node, vmid, newid = req.node, req.vmid, int(params["newid"])
     cluster.require_node(node)
+    if params.get("pool"):
+        cluster.pools.check_exist(params["pool"])
     target = params.get("target")
     if target in (node, "localhost"):
         target = None
@@ -46,7 +48,7 @@ def _load_and_check(req: Request, params: dict) -> dict:
             raise PVEError(f"can't clone to non-shared storage '{storage}'\n")
     vm = cluster.vm_on(node, vmid)
     check_lock(vm)
-    if params.get("snapname"):
+    if params.get("snapname") and params["snapname"] not in vm.snapshots:
         raise PVEError(f"snapshot '{params['snapname']}' does not exist\n")
     full = bool(params["full"]) if params.get("full") is not None else not vm.is_template
     if storage is not None and not full:
@@ -96,7 +98,7 @@ def _new_config(cluster, old: VM, params: dict) -> dict[str, str]:
         if re.fullmatch(r"net\d+", key):
             net = propstr.parse_net(conf[key])
             net.pop("macaddr", None)
-            conf[key] = with_mac(cluster, propstr.format_net(net))
+            conf[key] = with_mac(cluster, propstr.print_net(net))
     conf["smbios1"] = smbios_with_uuid(conf.get("smbios1"))
     if conf.get("vmgenid"):
         conf["vmgenid"] = str(uuid.uuid4())
@@ -144,6 +146,8 @@ def clone_vm(req: Request) -> str:
                     target_vm.conf = newconf
                     if checked["target"]:
                         target_vm.node = checked["target"]
+                    if params.get("pool"):
+                        cluster.pools.add_vm(params["pool"], newid)
                     sim.save()
             except Exception as exc:
                 with sim.mutex:
@@ -169,7 +173,7 @@ def _clone_drive(cluster, task, node: str, newid: int, key: str, value: str, che
         volume = cluster.alloc_volume(sid, node, newid, CLOUDINIT_SIZE, fmt=fmt, name=f"vm-{newid}-cloudinit")
         created.append(volume.volid)
         drive["file"] = volume.volid
-        return propstr.format_drive(drive)
+        return propstr.print_drive(drive)
     source = cluster.volume(node, volid)
     if source is None:
         raise PVEError(f"volume '{volid}' does not exist\n")
@@ -187,7 +191,7 @@ def _clone_drive(cluster, task, node: str, newid: int, key: str, value: str, che
     created.append(volume.volid)
     drive["file"] = volume.volid
     drive["size"] = propstr.format_size(volume.size)
-    return propstr.format_drive(drive)
+    return propstr.print_drive(drive)
 
 
 def convert_to_base(cluster, vm: VM, only_disk: str | None, log) -> None:
@@ -205,11 +209,13 @@ def convert_to_base(cluster, vm: VM, only_disk: str | None, log) -> None:
         new_volname = (head + "/" if head else "") + re.sub(r"^vm-", "base-", name)
         cluster.rename_volume(volume, new_volname)
         drive["file"] = volume.volid
-        vm.conf[key] = propstr.format_drive(drive)
+        vm.conf[key] = propstr.print_drive(drive)
 
 
 def _template_checks(vm: VM, disk: str | None) -> None:
     check_lock(vm)
+    if vm.snapshots:
+        raise PVEError("unable to create template, because VM contains snapshots\n")
     if vm.is_template and not disk:
         raise PVEError("you can't convert a template to a template\n")
     if vm.running:

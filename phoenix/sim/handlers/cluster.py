@@ -60,6 +60,29 @@ def node_status(req: Request) -> dict:
     }
 
 
+def _interfaces(index: int) -> list[dict]:
+    """A node's /etc/network/interfaces as PVE's installer leaves it: one NIC enslaved to ``vmbr0``."""
+    address = f"192.168.100.{10 + index}"
+    return [
+        {"iface": "nic0", "type": "eth", "method": "manual", "method6": "manual", "families": ["inet"],
+         "active": 1, "exists": 1, "priority": 1},
+        {"iface": "vmbr0", "type": "bridge", "method": "static", "method6": "manual", "families": ["inet"],
+         "active": 1, "autostart": 1, "priority": 2, "address": address, "netmask": "24",
+         "cidr": f"{address}/24", "gateway": "192.168.100.1", "bridge_ports": "nic0", "bridge_stp": "off",
+         "bridge_fd": "0"},
+    ]
+
+
+@route("GET", "/nodes/{node}/network")
+def node_network(req: Request) -> list:
+    with req.sim.mutex:
+        index = req.sim.model.nodes.index(req.sim.model.require_node(req.node))
+    wanted = req.params.get("type")
+    bridges = ("bridge", "any_bridge", "any_local_bridge")
+    return [iface for iface in _interfaces(index)
+            if wanted is None or iface["type"] == wanted or (wanted in bridges and iface["type"] == "bridge")]
+
+
 @route("GET", "/cluster/status")
 def cluster_status(req: Request) -> list:
     with req.sim.mutex:
@@ -74,6 +97,37 @@ def cluster_status(req: Request) -> list:
     return entries
 
 
+def vm_resource(vm) -> dict:
+    """A guest as ``/cluster/resources`` and pool members show it (``extract_vm_stats``)."""
+    entry = vm_status(vm)
+    entry.update({"id": f"qemu/{vm.vmid}", "type": "qemu", "node": vm.node, "template": 1 if vm.is_template else 0,
+                  "maxcpu": entry.pop("cpus")})
+    entry.pop("pid", None)
+    return entry
+
+
+def storage_resource(cluster, node: str, sid: str) -> dict:
+    cfg = cluster.storages[sid]
+    total, used = cluster.storage_usage(sid, node)
+    return {"id": f"storage/{node}/{sid}", "type": "storage", "storage": sid, "node": node,
+            "status": "available", "plugintype": cfg["type"], "content": cfg["content"],
+            "shared": 1 if cfg.get("shared") else 0, "disk": used, "maxdisk": total}
+
+
+def _pool_resource(cluster, poolid: str) -> dict:
+    """A pool entry: cpu/mem/uptime summed over its running guests (Cluster.pm L564-585)."""
+    entry = {"id": f"/pool/{poolid}", "pool": poolid, "type": "pool", "cpu": 0, "maxcpu": 0, "mem": 0,
+             "maxmem": 0, "uptime": 0}
+    for vmid in cluster.pools.by_id[poolid].vms:
+        vm = cluster.vms.get(vmid)
+        if vm is not None and vm.running:
+            status = vm_status(vm)
+            for key, source in (("cpu", "cpu"), ("maxcpu", "cpus"), ("mem", "mem"), ("maxmem", "maxmem"),
+                                ("uptime", "uptime")):
+                entry[key] += status[source]
+    return entry
+
+
 @route("GET", "/cluster/resources")
 def cluster_resources(req: Request) -> list:
     kind = req.params.get("type")
@@ -82,21 +136,33 @@ def cluster_resources(req: Request) -> list:
         cluster = req.sim.model
         if kind in (None, "vm"):
             for vmid, vm in sorted(cluster.vms.items()):
-                entry = vm_status(vm)
-                entry.update({"id": f"qemu/{vmid}", "type": "qemu", "node": vm.node, "template": 1 if vm.is_template else 0,
-                              "maxcpu": entry.pop("cpus")})
-                entry.pop("pid", None)
+                entry = vm_resource(vm)
+                pool = cluster.pools.pool_of(vmid)
+                if pool is not None:
+                    entry["pool"] = pool
                 result.append(entry)
         if kind in (None, "node"):
             result.extend(_node_entry(req, node) for node in cluster.nodes)
         if kind in (None, "storage"):
             for node in cluster.nodes:
-                for sid, cfg in sorted(cluster.storages.items()):
-                    total, used = cluster.storage_usage(sid, node)
-                    result.append({"id": f"storage/{node}/{sid}", "type": "storage", "storage": sid, "node": node,
-                                   "status": "available", "plugintype": cfg["type"], "content": cfg["content"],
-                                   "shared": 1 if cfg.get("shared") else 0, "disk": used, "maxdisk": total})
+                for sid in sorted(cluster.storages):
+                    result.append(storage_resource(cluster, node, sid))
+        if kind is None:
+            result.extend(_pool_resource(cluster, poolid) for poolid in sorted(cluster.pools.by_id))
     return result
+
+
+@route("GET", "/cluster/ha/resources")
+def ha_resources(req: Request) -> list:
+    """No HA manager is modelled, so no VM is HA-managed: the honest answer is an empty list."""
+    return []
+
+
+@route("GET", "/cluster/tasks")
+def cluster_tasks(req: Request) -> list:
+    """Recent tasks of every node, running and finished, newest first (the cluster-wide task log)."""
+    tasks = sorted(req.sim.tasks.all_tasks(), key=lambda task: (task.starttime, task.pid), reverse=True)
+    return [task.list_view() for task in tasks]
 
 
 @route("GET", "/cluster/nextid")

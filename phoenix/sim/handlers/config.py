@@ -13,7 +13,7 @@ from phoenix.sim.core import PVEError, Request, param_error, route
 from phoenix.sim.handlers._vmutil import assert_root_for_skiplock, check_lock, spawn, validate_sshkeys, vm_of
 from phoenix.sim.handlers.qemu import with_mac
 from phoenix.sim.model import disks
-from phoenix.sim.model.pending import apply_pending, drive_removed, hotplug_pending
+from phoenix.sim.model.pending import apply_pending, cleanup_pending, drive_removed, hotplug_pending
 from phoenix.sim.model.shacrypt import encrypt_pw, is_crypted
 from phoenix.sim.model.vm import MASKED_PASSWORD, is_drive_key, typed_config
 
@@ -24,9 +24,13 @@ UPDATE_ONLY = {"background_delay", "delete", "digest", "force", "import-working-
 @route("GET", "/nodes/{node}/qemu/{vmid}/config")
 def get_config(req: Request) -> dict:
     if req.params.get("snapshot"):
+        name = req.params["snapshot"]
         with req.sim.mutex:
-            vm_of(req)
-        raise PVEError(f"snapshot '{req.params['snapshot']}' does not exist\n")
+            vm = vm_of(req)
+            if name not in vm.snapshots:
+                raise PVEError(f"snapshot '{name}' does not exist\n")
+            section, digest = dict(vm.snapshots[name]), vm.digest
+        return {**typed_config(section), "digest": digest}
     with req.sim.mutex:
         vm = vm_of(req)
         conf = dict(vm.conf) if req.params.get("current") else vm.merged_conf()
@@ -45,10 +49,11 @@ def get_pending(req: Request) -> list:
         conf, pending, deletes = dict(vm.conf), dict(vm.pending), vm.pending_deletes()
         conf["digest"] = vm.digest
     pending.pop("delete", None)
+    conf, pending = typed_config(conf), typed_config(pending)   # the same check_type parse as GET /config
     if "cipassword" in conf:
         conf["cipassword"] = MASKED_PASSWORD
     if "cipassword" in pending:
-        pending["cipassword"] = MASKED_PASSWORD
+        pending["cipassword"] = MASKED_PASSWORD + " "             # Qemu.pm L1913-1915: with a trailing space
     result = []
     for key in sorted(set(conf) | set(pending) | set(deletes)):
         item: dict = {"key": key}
@@ -57,7 +62,7 @@ def get_pending(req: Request) -> list:
         if key in pending:
             item["pending"] = pending[key]
         if key in deletes:
-            item["delete"] = 2 if deletes[key] else 1
+            item["delete"] = 2 if deletes[key] or key not in conf else 1
         result.append(item)
     return result
 
@@ -128,6 +133,7 @@ def _write_pending(req: Request) -> bool:
         vm.pending[key] = value
         pending_deletes.pop(key, None)
     vm.set_pending_deletes(pending_deletes)
+    cleanup_pending(vm)
     req.sim.save()
     return bool(vm.pending)
 

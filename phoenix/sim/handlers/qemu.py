@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError, Request, route
 from phoenix.sim.handlers._vmutil import (
     assert_root_for_skiplock, check_lock, spawn, start_vm, validate_sshkeys, vm_of, vm_status,
@@ -57,13 +57,13 @@ def with_mac(cluster, value: str) -> str:
     net = propstr.parse_net(value)
     if not net.get("macaddr"):
         net["macaddr"] = cluster.random_mac()
-    return propstr.format_net(net)
+    return propstr.print_net(net)
 
 
 def smbios_with_uuid(value: str | None) -> str:
-    fields = propstr.parse(value or "")
+    fields = propstr.split(value or "")
     fields["uuid"] = str(uuid.uuid4())
-    return propstr.format(fields)
+    return propstr.print_property_string({}, fields)
 
 
 @route("POST", "/nodes/{node}/qemu")
@@ -78,6 +78,8 @@ def create_vm(req: Request) -> str:
     with req.sim.mutex:
         cluster = req.sim.model
         cluster.require_node(node)
+        if params.get("pool"):
+            cluster.pools.check_exist(params["pool"])
         existing = cluster.vms.get(vmid)
         if existing is not None:
             raise PVEError(f"unable to create VM {vmid} - VM {vmid} already exists on node '{existing.node}'\n")
@@ -90,46 +92,51 @@ def create_vm(req: Request) -> str:
         cluster.vms[vmid] = VM(vmid=vmid, node=node, conf={"lock": "create"})
         req.sim.save()
 
+    allocated: list[str] = []
+
     def work(task) -> None:
         sim = task.sim
-        allocated: list[str] = []
-        try:
-            with sim.locks.vm(vmid, timeout=5):
-                with sim.mutex:
-                    cluster = sim.model
-                    conf = {k: str(v) for k, v in params.items() if k not in CREATE_ONLY and not is_drive_key(k)}
-                    for key, value in sorted(params.items()):
-                        if is_drive_key(key):
-                            conf[key] = disks.create_drive(cluster, node, vmid, key, value, storage, allocated, task.log)
-                        elif key.startswith("net") and key[3:].isdigit():
-                            conf[key] = with_mac(cluster, value)
-                    if conf.get("smbios1") is None or "uuid=" not in conf["smbios1"]:
-                        conf["smbios1"] = smbios_with_uuid(conf.get("smbios1"))
-                    if conf.get("vmgenid") in (None, "1"):
-                        conf["vmgenid"] = str(uuid.uuid4())
-                    elif conf.get("vmgenid") == "0":
-                        del conf["vmgenid"]
-                    conf.setdefault("meta", f"creation-qemu={QEMU_VERSION},ctime={int(time.time())}")
-                    if not conf.get("boot"):
-                        order = default_boot_order(conf)
-                        if order:
-                            conf["boot"] = order
-                    vm = cluster.vm_on(node, vmid)
-                    vm.conf = conf
-                    if conf.get("template") == "1":
-                        from phoenix.sim.handlers.clone import convert_to_base
-                        convert_to_base(cluster, vm, None, task.log)
-                    sim.save()
-                task.sleep(1.0)
-        except Exception:
+        with sim.locks.vm(vmid, timeout=5):
             with sim.mutex:
-                sim.model.discard_vm(node, vmid, allocated)
+                cluster = sim.model
+                conf = {k: str(v) for k, v in params.items() if k not in CREATE_ONLY and not is_drive_key(k)}
+                for key, value in sorted(params.items()):
+                    if is_drive_key(key):
+                        conf[key] = disks.create_drive(cluster, node, vmid, key, value, storage, allocated, task.log)
+                    elif key.startswith("net") and key[3:].isdigit():
+                        conf[key] = with_mac(cluster, value)
+                if conf.get("smbios1") is None or "uuid=" not in conf["smbios1"]:
+                    conf["smbios1"] = smbios_with_uuid(conf.get("smbios1"))
+                if conf.get("vmgenid") in (None, "1"):
+                    conf["vmgenid"] = str(uuid.uuid4())
+                elif conf.get("vmgenid") == "0":
+                    del conf["vmgenid"]
+                conf.setdefault("meta", f"creation-qemu={QEMU_VERSION},ctime={int(time.time())}")
+                if not conf.get("boot"):
+                    order = default_boot_order(conf)
+                    if order:
+                        conf["boot"] = order
+                vm = cluster.vm_on(node, vmid)
+                vm.conf = conf
+                if conf.get("template") == "1":
+                    from phoenix.sim.handlers.clone import convert_to_base
+                    convert_to_base(cluster, vm, None, task.log)
+                if params.get("pool"):
+                    cluster.pools.add_vm(params["pool"], vmid)
                 sim.save()
-            raise
+            task.sleep(1.0)
         if params.get("start") and params.get("template") != 1:
             start_vm(sim, task, node, vmid)
 
-    return spawn(req, "qmcreate", vmid, work)
+    def discard(task) -> None:
+        """A failed create (injected faults too) removes its config and frees what it allocated."""
+        with task.sim.mutex:
+            vm = task.sim.model.vms.get(vmid)
+            if vm is not None and vm.node == node and vm.lock == "create":
+                task.sim.model.discard_vm(node, vmid, allocated)
+                task.sim.save()
+
+    return spawn(req, "qmcreate", vmid, work, on_failure=discard)
 
 
 @route("DELETE", "/nodes/{node}/qemu/{vmid}")
@@ -175,6 +182,7 @@ def destroy_vm(req: Request) -> str:
                         if not cluster.linked_clones_of(volume):
                             del cluster.volumes[(volume.node, volume.volid)]
                 cluster.vms.pop(vmid, None)
+                cluster.pools.remove_vm(vmid)
                 sim.save()
             if sim.guests is not None:
                 sim.guests.destroy(vmid)        # a real guest's overlay disk, seed ISO and logs

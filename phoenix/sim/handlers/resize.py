@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError, Request, route
 from phoenix.sim.handlers._vmutil import assert_root_for_skiplock, check_lock, spawn, vm_of
 
@@ -56,7 +56,7 @@ def resize_vm(req: Request) -> str:
                 volume.size = new_size
                 drive = propstr.parse_drive(vm.conf[disk])
                 drive["size"] = propstr.format_size(new_size)
-                vm.conf[disk] = propstr.format_drive(drive)
+                vm.conf[disk] = propstr.print_drive(drive)
                 sim.save()
 
     return spawn(req, "resize", vmid, work)

@@ -13,7 +13,7 @@ import ipaddress
 from typing import Callable
 from urllib.parse import unquote
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError
 
 __all__ = ["HOST_RESOLV", "citype", "userdata", "nocloud_network", "configdrive2_network", "metadata",
@@ -173,7 +173,7 @@ def generate(conf: dict[str, str], vmid: int, read_snippet: Callable[[str], str]
     ``read_snippet(volid)`` returns a cicustom snippet's text or raises the PVE error.
     """
     kind = citype(conf)
-    custom = propstr.parse(conf.get("cicustom", ""))
+    custom = propstr.split(conf.get("cicustom", ""))
     files = {part: read_snippet(custom[part]) for part in ("user", "network", "meta", "vendor") if custom.get(part)}
     user = files.get("user", userdata(conf, vmid))
     network = files.get("network", _network(kind, conf))

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from phoenix.sim.core import PVEError
 from phoenix.sim.model import images
+from phoenix.sim.model.pools import Pools
 from phoenix.sim.model.tracking import Changes, TrackedTable
 from phoenix.sim.model.storage import (
     DEFAULT_STORAGES, FILE_CONTENT_DIRS, STORAGE_TOTAL, VOLID_PREFIX, StorageLayout, Volume,
@@ -32,7 +33,7 @@ class Cluster:
     """All PVE state of the simulator."""
 
     def __init__(self, nodes: list[str], data_dir: Path, storages: dict[str, dict],
-                 vms: dict[int, VM], volumes: list[Volume], created: int):
+                 vms: dict[int, VM], volumes: list[Volume], created: int, pools: Pools | None = None):
         self.nodes = list(nodes)
         self.data_dir = Path(data_dir)
         self.storages = storages
@@ -41,6 +42,7 @@ class Cluster:
         self.volumes: dict[tuple[str, str], Volume] = TrackedTable(
             self.changes, "volumes", {(v.node, v.volid): v for v in volumes})
         self.created = created
+        self.pools = pools or Pools()
         self.layout = StorageLayout(self.data_dir, self.nodes[0])
         # Set by a simulator with a real-guest image: does this file hold that image's bytes?
         self.guest_image_match: Callable[[Path], bool] | None = None
@@ -60,7 +62,7 @@ class Cluster:
         vms = {int(k): VM.from_json(v) for k, v in data.get("vms", {}).items()}
         volumes = [Volume.from_json(v) for v in data.get("volumes", [])]
         cluster = cls(data["nodes"], data_dir, data.get("storages") or dict(DEFAULT_STORAGES), vms,
-                      volumes, data.get("created", int(time.time())))
+                      volumes, data.get("created", int(time.time())), Pools(data.get("pools")))
         cluster.ensure_dirs()
         return cluster
 
@@ -74,7 +76,7 @@ class Cluster:
     def header_json(self) -> dict[str, Any]:
         """Everything but VMs and volumes (small; compared at each save)."""
         return {"format": 1, "nodes": list(self.nodes), "created": self.created,
-                "storages": {sid: dict(cfg) for sid, cfg in self.storages.items()}}
+                "storages": {sid: dict(cfg) for sid, cfg in self.storages.items()}, "pools": self.pools.to_json()}
 
     def take_changes(self) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any] | None]]]:
         """The VMs and volumes changed since the last call, as ``{vmid: json | None}`` and

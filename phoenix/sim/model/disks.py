@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError, param_error
 from phoenix.sim.model.storage import split_volid
 from phoenix.sim.model.vm import is_drive_key
 
-__all__ = ["NEW_DISK_RE", "check_drive", "create_drive", "cloudinit_key", "CLOUDINIT_SIZE"]
+__all__ = ["NEW_DISK_RE", "check_drive", "create_drive", "cloudinit_key", "CLOUDINIT_SIZE", "parse_request_drive"]
 
 NEW_DISK_RE = re.compile(r"^(?:([^/:\s]+):)?(\d+(?:\.\d+)?)$")
 CLOUDINIT_RE = re.compile(r"^(?:([^/:\s]+):)?cloudinit$")
@@ -40,10 +40,25 @@ def _images_storage(cluster: Any, sid: str | None, key: str) -> str:
     return sid
 
 
+def parse_request_drive(key: str, value: str) -> dict[str, str]:
+    """``$check_drive_param``: ``parse_drive`` + ``cleanup_drive_path`` of a drive sent by a client.
+
+    Unparsable → 400 ``unable to parse drive options``; ``cdrom``/``none`` without a medium get
+    ``media=cdrom``.  Printing the result (:func:`propstr.print_drive`) gives PVE's canonical form.
+    """
+    try:
+        drive = propstr.parse_drive(value, key)
+    except propstr.PropertyStringError:
+        raise param_error({key: "unable to parse drive options"}) from None
+    if drive["file"] in ("cdrom", "none") and "media" not in drive:
+        drive["media"] = "cdrom"
+    return drive
+
+
 def check_drive(cluster: Any, node: str, key: str, value: str, default_storage: str | None, user: str,
                 conf: dict[str, str]) -> None:
     """Synchronous validation of one drive parameter (raises as PVE would before forking)."""
-    drive = propstr.parse_drive(value)
+    drive = parse_request_drive(key, value) if is_drive_key(key) else propstr.parse_drive(value)
     volid = drive.get("file", "")
     if CLOUDINIT_RE.match(volid):
         sid = CLOUDINIT_RE.match(volid).group(1) or default_storage
@@ -87,8 +102,8 @@ def _check_import_source(cluster: Any, node: str, key: str, source: str, user: s
 
 def create_drive(cluster: Any, node: str, vmid: int, key: str, value: str, default_storage: str | None,
                  allocated: list[str], log=lambda line: None) -> str:
-    """Allocate what ``value`` asks for and return the drive string to store."""
-    drive = propstr.parse_drive(value)
+    """Allocate what ``value`` asks for and return the drive string to store, in canonical form."""
+    drive = parse_request_drive(key, value)
     volid = drive.get("file", "")
     ci = CLOUDINIT_RE.match(volid)
     if ci:
@@ -98,18 +113,19 @@ def create_drive(cluster: Any, node: str, vmid: int, key: str, value: str, defau
         allocated.append(volume.volid)
         drive["file"] = volume.volid
         drive["media"] = "cdrom"
-        return propstr.format_drive(drive)
+        return propstr.print_drive(drive, key)
     new = NEW_DISK_RE.match(volid)
     if not new:
-        return value
+        drive.pop("size", None)
+        size = _existing_size(cluster, node, volid)
+        if size is not None:
+            drive["size"] = propstr.format_size(size)
+        return propstr.print_drive(drive, key)
     sid = new.group(1) or default_storage
     source = drive.pop("import-from", None)
     agent = guest = False
     if source is not None:
-        try:
-            size, agent = cluster.volume_size(node, source)
-        except PVEError as exc:
-            raise PVEError(f"cannot import from '{source}' - {exc.message.rstrip()}\n") from exc
+        size, agent = cluster.volume_size(node, source)   # its errors already say "cannot import from"
         guest = cluster.is_guest_image(node, source)
         log(f"importing disk '{source}' to VM {vmid} ...")
     else:
@@ -122,4 +138,15 @@ def create_drive(cluster: Any, node: str, vmid: int, key: str, value: str, defau
         log(f"{key}: successfully created disk '{volume.volid},size={propstr.format_size(size)}'")
     drive["file"] = volume.volid
     drive["size"] = propstr.format_size(size)
-    return propstr.format_drive(drive)
+    return propstr.print_drive(drive, key)
+
+
+def _existing_size(cluster: Any, node: str, volid: str) -> int | None:
+    """``volume_size_info`` of a volume a drive names (``none``/``cdrom``/paths: no size)."""
+    if ":" not in volid or volid.startswith("/"):
+        return None
+    volume = cluster.volume(node, volid)
+    if volume is not None:
+        return volume.size
+    found = cluster.file_path(node, volid)
+    return found[0].stat().st_size if found is not None and found[0].is_file() else None

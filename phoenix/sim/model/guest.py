@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError
 from phoenix.sim.model.guest_seed import Seed, plan_from_seed, read_seed_iso
 from phoenix.sim.model.pending import has_cloudinit_drive
@@ -78,12 +78,12 @@ def guest_for(sim: Any, vm: VM) -> Guest:
 def agent_enabled(conf: dict[str, str]) -> bool:
     if not conf.get("agent"):
         return False
-    return propstr.parse(conf["agent"], default_key="enabled").get("enabled", "0") == "1"
+    return propstr.split(conf["agent"], default_key="enabled").get("enabled", "0") == "1"
 
 
 def boot_disk_key(conf: dict[str, str]) -> str | None:
     """The drive the guest boots from: first disk of ``boot: order=`` else the first disk."""
-    order = propstr.parse(conf.get("boot", ""), default_key="legacy").get("order", "")
+    order = propstr.split(conf.get("boot", ""), default_key="legacy").get("order", "")
     candidates = [k for k in order.split(";") if k] + drive_keys(conf)
     for key in candidates:
         value = conf.get(key)
@@ -98,6 +98,11 @@ def assert_agent_configured(vm: VM) -> None:
         raise PVEError("No QEMU guest agent configured\n")
     if not vm.running:
         raise PVEError(f"VM {vm.vmid} is not running\n")
+<<<<<<< HEAD
+=======
+    if not agent_enabled(vm.conf):
+        raise PVEError("QEMU guest agent is not running\n")   # no QGA socket: the ping fails (Agent.pm L109-113)
+>>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
 
 
 def assert_agent_available(sim: Any, vm: VM) -> Guest:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.model.vm import VM, CLOUDINIT_OPTIONS, cloudinit_pending_properties, is_drive_key
 
-__all__ = ["FAST_PLUG", "apply_pending", "hotplug_pending", "record_cloudinit_change", "has_cloudinit_drive",
+__all__ = ["FAST_PLUG", "apply_pending", "cleanup_pending", "hotplug_pending", "record_cloudinit_change", "has_cloudinit_drive",
            "drive_removed"]
 
 # vmconfig_hotplug_pending's $fast_plug_option: applied even while running.
@@ -96,8 +96,28 @@ def _set_now(cluster: Any, vm: VM, key: str, value: str) -> None:
     vm.conf[key] = value
 
 
+def cleanup_pending(vm: VM) -> bool:
+    """AbstractConfig ``cleanup_pending``: drop pending values equal to the current ones and deletes of unset keys.
+
+    So writing a value the VM already has leaves nothing pending, applies nothing and records
+    nothing in ``[special:cloudinit]``.  Returns whether anything was dropped.
+    """
+    changed = False
+    for key, value in list(vm.pending.items()):
+        if key != "delete" and vm.conf.get(key) is not None and str(vm.conf[key]) == str(value):
+            del vm.pending[key]
+            changed = True
+    deletes = vm.pending_deletes()
+    kept = {key: force for key, force in deletes.items() if key in vm.conf}
+    if kept != deletes:
+        vm.set_pending_deletes(kept)
+        changed = True
+    return changed
+
+
 def apply_pending(cluster: Any, vm: VM) -> None:
     """``vmconfig_apply_pending``: everything pending becomes current (VM stopped or starting)."""
+    cleanup_pending(vm)
     for key in list(vm.pending_deletes()):
         _delete_now(cluster, vm, key)
     for key, value in sorted(vm.pending.items()):

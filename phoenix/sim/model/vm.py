@@ -81,7 +81,11 @@ class VM(Tracked):
     assigned.
     """
 
+<<<<<<< HEAD
     _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "guest", "ci_generated"})
+=======
+    _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "boot_network", "ci_generated", "snapshots"})
+>>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
 
     vmid: int
     node: str
@@ -89,25 +93,29 @@ class VM(Tracked):
     pending: dict[str, str] = field(default_factory=dict)      # includes "delete" like PVE's file
     cloudinit: dict[str, str] = field(default_factory=dict)    # [special:cloudinit]
     status: str = "stopped"
+    paused: bool = False                  # QMP ``stop`` (suspend without todisk): qmpstatus "paused"
     started_at: float | None = None
     pid: int | None = None
     agent_device: bool = False            # agent enabled when the VM was started
     agent_installed: bool = False         # the booted guest has qemu-guest-agent
     guest: dict[str, Any] = field(default_factory=dict)          # the simulated guest (model/guest_sim.py)
     ci_generated: dict[str, str] = field(default_factory=dict)   # last generated cloud-init files
+    snapshots: dict[str, dict[str, str]] = field(default_factory=dict)  # [<snapname>] sections
 
     def _mark(self, changes: Changes) -> None:
         changes.vms.add(self.vmid)
 
     # --- file ------------------------------------------------------------------------------------
     def render(self) -> str:
-        return render_config(self.conf, self.pending, self.cloudinit)
+        return render_config(self.conf, self.pending, self.cloudinit, self.snapshots)
 
     @property
     def digest(self) -> str:
-        sections = (self.conf, self.pending, self.cloudinit)
-        return self.memo("_digest", sections, lambda snapshot: hashlib.sha1(
-            render_config(*(dict(items) for items in snapshot)).encode()).hexdigest())
+        names = dict.fromkeys(self.snapshots, "")       # the snapshot names are part of the cache key too
+        sections = (self.conf, self.pending, self.cloudinit, names, *self.snapshots.values())
+        return self.memo("_digest", sections, lambda snapshot: hashlib.sha1(render_config(
+            *(dict(items) for items in snapshot[:3]),
+            dict(zip((name for name, _ in snapshot[3]), (dict(items) for items in snapshot[4:])))).encode()).hexdigest())
 
     def memo(self, slot: str, dicts: tuple[dict, ...], compute: Any) -> Any:
         """``compute(snapshot)`` of these dicts, reused while their contents (and order) stay the same.
@@ -164,9 +172,17 @@ class VM(Tracked):
     def to_json(self) -> dict[str, Any]:
         return {
             "vmid": self.vmid, "node": self.node, "conf": dict(self.conf), "pending": dict(self.pending),
+<<<<<<< HEAD
             "cloudinit": dict(self.cloudinit), "status": self.status, "started_at": self.started_at,
             "pid": self.pid, "agent_device": self.agent_device, "agent_installed": self.agent_installed,
             "guest": dict(self.guest), "ci_generated": dict(self.ci_generated),
+=======
+            "cloudinit": dict(self.cloudinit), "status": self.status, "paused": self.paused,
+            "started_at": self.started_at, "pid": self.pid, "agent_device": self.agent_device,
+            "agent_installed": self.agent_installed, "boot_network": dict(self.boot_network),
+            "ci_generated": dict(self.ci_generated),
+            "snapshots": {name: dict(section) for name, section in self.snapshots.items()},
+>>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
         }
 
     @classmethod
@@ -210,29 +226,33 @@ def parse_config(text: str) -> tuple[dict[str, str], dict[str, str], dict[str, s
 
 
 def render_config(conf: dict[str, str], pending: dict[str, str] | None = None,
-                  cloudinit: dict[str, str] | None = None) -> str:
-    """The config file text, as ``PVE::QemuServer::write_vm_config`` prints it."""
+                  cloudinit: dict[str, str] | None = None, snapshots: dict[str, dict[str, str]] | None = None) -> str:
+    """The config file text, as ``PVE::QemuServer::write_vm_config`` prints it (snapshots sorted by name)."""
     raw = _raw_section(conf)
     if pending:
         raw += "\n[PENDING]\n" + _raw_section(pending, pending=True)
     if cloudinit:
         raw += "\n[special:cloudinit]\n" + _raw_section(cloudinit)
+    for name in sorted(snapshots or {}):
+        raw += f"\n[{name}]\n" + _raw_section(snapshots[name])
     return raw
 
 
 @functools.cache
 def _config_types() -> dict[str, str]:
+    """``GET /config``'s return types by key; indexed keys stay ``numa[n]`` so ``numa`` keeps its own."""
     text = resources.files("phoenix.sim").joinpath("data/api-schema-subset.json").read_text()
     schema = json.loads(text)
     props = schema["endpoints"]["/nodes/{node}/qemu/{vmid}/config"]["GET"]["returns"]["properties"]
-    return {key.replace("[n]", ""): spec.get("type", "string") for key, spec in props.items()}
+    return {key: spec.get("type", "string") for key, spec in props.items()}
 
 
 def _key_type(key: str) -> str:
     types = _config_types()
     if key in types:
         return types[key]
-    return types.get(re.sub(r"\d+$", "", key), "string")
+    match = re.fullmatch(r"([a-z]+)\d+", key)
+    return types.get(f"{match.group(1)}[n]", "string") if match else "string"
 
 
 def typed_config(conf: dict[str, str]) -> dict[str, Any]:

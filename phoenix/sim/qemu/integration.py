@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.sim.core import PVEError
 from phoenix.sim.qemu.backend import GuestBackend, GuestError
 from phoenix.sim.qemu.channels import AgentError, ChannelError, QGAClient

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 from phoenix.snippets.iso import build_cidata_iso
 
 __all__ = ["Limits", "GuestProcess", "slirp_network", "create_overlay", "write_seed", "qemu_args", "launch",
@@ -157,7 +157,7 @@ def qemu_args(vmid: int, directory: Path, kernel: Path, initrd: Path, conf: dict
 
 
 def _declared_memory(conf: dict[str, str]) -> int:
-    value = propstr.parse(conf.get("memory", "512"), default_key="current").get("current", "512")
+    value = propstr.split(conf.get("memory", "512"), default_key="current").get("current", "512")
     return int(value)
 
 
