@@ -65,3 +65,13 @@ def drive_file(value: str) -> str:
         elif pieces[0] == "file":
             volume = pieces[1]
     return volume
+
+
+def replay_with_template(server, vmid: int, name: str, *extra: tuple[str, Any]) -> Replay:
+    """A Replay on ``server`` whose cluster already has template ``vmid`` (what both providers clone from)."""
+    replay = Replay(server)
+    upid = replay.call("POST", "/nodes/pve/qemu", [
+        ("vmid", vmid), ("name", name), ("memory", 1024), ("scsi0", "local-lvm:2"), ("net0", "virtio,bridge=vmbr0"),
+        ("agent", "1"), ("template", 1), *extra])
+    assert replay.wait(upid)["exitstatus"] == "OK"
+    return replay

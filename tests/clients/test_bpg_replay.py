@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ._replay import Replay, drive_file
+from ._replay import Replay, drive_file, replay_with_template
 
 NODE = "pve"
 TEMPLATE, VMID = 9000, 201
@@ -24,10 +24,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZG
 
 @pytest.fixture
 def bpg(sim_server):
-    replay = Replay(sim_server)
-    replay.wait(replay.call("POST", f"/nodes/{NODE}/qemu", [
-        ("vmid", TEMPLATE), ("name", "tmpl"), ("memory", 1024), ("scsi0", "local-lvm:2"),
-        ("net0", "virtio,bridge=vmbr0"), ("agent", "1"), ("template", 1)]))
+    replay = replay_with_template(sim_server, TEMPLATE, "tmpl")
     yield replay
     replay.session.close()
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ._replay import Replay
+from ._replay import Replay, replay_with_template
 
 NODE = "pve"
 TEMPLATE = 9000
@@ -27,10 +27,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZG
 
 @pytest.fixture
 def telmate(sim_server):
-    replay = Replay(sim_server)
-    replay.wait(replay.call("POST", f"/nodes/{NODE}/qemu", [
-        ("vmid", TEMPLATE), ("name", "ubuntu-tmpl"), ("memory", 1024), ("scsi0", "local-lvm:2"),
-        ("ide2", "local-lvm:cloudinit"), ("net0", "virtio,bridge=vmbr0"), ("agent", "1"), ("template", 1)]))
+    replay = replay_with_template(sim_server, TEMPLATE, "ubuntu-tmpl", ("ide2", "local-lvm:cloudinit"))
     yield replay
     replay.session.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from phoenix.sim import propstr
 from phoenix.sim.core import PVEError, Request, param_error, route
@@ -17,32 +18,34 @@ def status_current(req: Request) -> dict:
         return vm_status(vm_of(req), full=True)
 
 
+def _checked(req: Request, check) -> tuple[bool, str, int]:
+    """The synchronous part every power call shares: root-only ``skiplock``, then ``check(req)`` under the mutex."""
+    skiplock = assert_root_for_skiplock(req)
+    with req.sim.mutex:
+        check(req, skiplock)
+    return skiplock, req.node, req.vmid
+
+
 @route("POST", "/nodes/{node}/qemu/{vmid}/status/start")
 def status_start(req: Request) -> str:
-    skiplock = assert_root_for_skiplock(req)
-    node, vmid = req.node, req.vmid
-    with req.sim.mutex:
-        check_lock(vm_of(req), skiplock, allow=("suspended",))
+    skiplock, node, vmid = _checked(req, lambda req, skiplock: check_lock(vm_of(req), skiplock, allow=("suspended",)))
     return spawn(req, "qmstart", vmid, lambda task: start_vm(task.sim, task, node, vmid, skiplock))
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/status/stop")
 def status_stop(req: Request) -> str:
-    skiplock = assert_root_for_skiplock(req)
-    node, vmid = req.node, req.vmid
-    with req.sim.mutex:
-        vm_of(req)
+    skiplock, node, vmid = _checked(req, lambda req, skiplock: vm_of(req))
     return spawn(req, "qmstop", vmid, lambda task: stop_vm(task.sim, task, node, vmid, skiplock))
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown")
 def status_shutdown(req: Request) -> str:
-    skiplock = assert_root_for_skiplock(req)
-    node, vmid = req.node, req.vmid
-    with req.sim.mutex:
+    def check(req: Request, skiplock: bool) -> None:
         vm = vm_of(req)
         if vm.running and vm.paused and not req.params.get("forceStop"):
             raise PVEError("VM is paused - cannot shutdown\n")
+
+    skiplock, node, vmid = _checked(req, check)
     timeout, force = float(req.params.get("timeout", 60)), bool(req.params.get("forceStop"))
     return spawn(req, "qmshutdown", vmid, lambda task: stop_vm(task.sim, task, node, vmid, skiplock, graceful=True,
                                                                timeout=timeout, force=force))
@@ -50,7 +53,7 @@ def status_shutdown(req: Request) -> str:
 
 # --- reset, suspend, resume (Qemu.pm L3803-4210; reboot is in its own module) ------------------
 
-def _running_vm(req: Request, allow_suspended: bool = False):
+def _running_vm(req: Request, allow_suspended: bool = False) -> Any:
     """``check_running``: the config must be on this node, then the VM must run."""
     cluster = req.sim.model
     cluster.require_node(req.node)
@@ -64,10 +67,7 @@ def _running_vm(req: Request, allow_suspended: bool = False):
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/status/reset")
 def status_reset(req: Request) -> str:
-    skiplock = assert_root_for_skiplock(req)
-    node, vmid = req.node, req.vmid
-    with req.sim.mutex:
-        _running_vm(req)
+    skiplock, node, vmid = _checked(req, lambda req, skiplock: _running_vm(req))
 
     def work(task) -> None:
         with task.sim.locks.vm(vmid), task.sim.mutex:
