@@ -60,3 +60,19 @@ def test_snapshot_errors(vm, proxmox):
     with pytest.raises(ResourceException) as info:
         vm.template.post()
     assert info.value.content == "unable to create template, because VM contains snapshots"
+
+
+def test_clone_from_a_snapshot_and_destroy_frees_snapshot_state(vm, proxmox, sim_server):
+    run(proxmox, vm.snapshot.post(snapname="s1"))
+    vm.config.put(cores=6, name="later")
+    run(proxmox, vm.clone.post(newid=101, snapname="s1", full=1))
+    clone = proxmox.nodes(NODE).qemu(101).config.get()
+    assert clone["cores"] == 1 and clone["name"] == "Copy-of-VM-100"        # the snapshot's config, not today's
+    assert "parent" not in clone and "snaptime" not in clone
+    run(proxmox, vm.status.start.post())
+    run(proxmox, vm.snapshot.post(snapname="withram", vmstate=1))
+    state = vm.snapshot("withram").config.get()["vmstate"]
+    assert state == "local-lvm:vm-100-state-withram"
+    run(proxmox, vm.status.stop.post())
+    run(proxmox, vm.delete())
+    assert not [v for v in sim_server.sim.model.volumes.values() if v.vmid == 100]

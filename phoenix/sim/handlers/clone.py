@@ -59,7 +59,9 @@ def _load_and_check(req: Request, params: dict) -> dict:
         raise param_error({"storage": f"storage '{storage}' does not support vm images"})
     shared_vm = True
     drives: dict[str, str] = {}
-    for key, value in sorted(vm.conf.items()):
+    snapname = params.get("snapname")
+    source = vm.snapshots[snapname] if snapname else vm.conf       # clone from a snapshot: its [section]
+    for key, value in sorted(source.items()):
         if not is_drive_key(key):
             continue
         volid = propstr.parse_drive(value).get("file", "")
@@ -75,25 +77,27 @@ def _load_and_check(req: Request, params: dict) -> dict:
         if not _is_cloudinit(value):
             volume = cluster.volume(node, volid)
             if not full and (volume is None or not volume.is_base):
-                raise PVEError(f"Linked clone feature is not supported for '{volid}' ({key})\n")
+                what = f"a snapshot of '{volid}'" if snapname else f"'{volid}'"
+                raise PVEError(f"Linked clone feature is not supported for {what} ({key})\n")
         drives[key] = value
     if target is not None and not shared_vm:
         raise PVEError(f"can't clone VM to node '{target}' (VM uses local storage)\n")
     if newid in cluster.vms:
         raise PVEError(f"unable to create VM {newid}: config file already exists\n")
-    return {"vm": vm, "full": full, "drives": drives, "target": target, "storage": storage}
+    return {"vm": vm, "conf": source, "full": full, "drives": drives, "target": target, "storage": storage}
 
 
-def _new_config(cluster, old: VM, params: dict) -> dict[str, str]:
+def _new_config(cluster, old: VM, source: dict[str, str], params: dict) -> dict[str, str]:
+    """The clone's config from ``source`` (the VM's config, or the snapshot's section it clones from)."""
     conf = {}
-    for key, value in old.conf.items():
+    for key, value in source.items():
         if key in SKIP_ON_CLONE or key.startswith("unused") or key in ("description",) or is_drive_key(key) and not _is_cdrom(value):
             continue
         if is_drive_key(key) and _is_cloudinit(value):
             continue
         conf[key] = value
-    if old.conf.get("description") is not None:
-        conf["description"] = old.conf["description"]
+    if source.get("description") is not None:
+        conf["description"] = source["description"]
     for key in list(conf):
         if re.fullmatch(r"net\d+", key):
             net = propstr.parse_net(conf[key])
@@ -102,7 +106,7 @@ def _new_config(cluster, old: VM, params: dict) -> dict[str, str]:
     conf["smbios1"] = smbios_with_uuid(conf.get("smbios1"))
     if conf.get("vmgenid"):
         conf["vmgenid"] = str(uuid.uuid4())
-    conf["name"] = params.get("name") or f"Copy-of-VM-{old.conf.get('name', old.vmid)}"
+    conf["name"] = params.get("name") or f"Copy-of-VM-{source.get('name', old.vmid)}"
     if params.get("description") is not None:
         conf["description"] = params["description"]
     return conf
@@ -124,7 +128,7 @@ def clone_vm(req: Request) -> str:
                 old: VM = checked["vm"]
                 if old.running != running:
                     raise PVEError("unexpected state change\n")
-                newconf = _new_config(cluster, old, params)
+                newconf = _new_config(cluster, old, checked["conf"], params)
                 if old.pending:
                     task.log(f"found pending changes for '{','.join(sorted(k for k in old.pending))}', discarding for clone")
                 target_vm = VM(vmid=newid, node=node, conf={"description": " qmclone temporary file", "lock": "clone"})

@@ -168,7 +168,7 @@ def destroy_vm(req: Request) -> str:
                         volume = cluster.volume(node, volid)
                         if volume is not None and volume.is_base and cluster.linked_clones_of(volume):
                             raise PVEError(f"base volume '{volid}' is still in use by linked cloned\n")
-                vm.conf, vm.pending, vm.cloudinit = {"lock": "destroyed"}, {}, {}
+                vm.conf, vm.pending, vm.cloudinit, vm.snapshots = {"lock": "destroyed"}, {}, {}, {}
                 sim.save()
             task.sleep(0.5)
             with sim.mutex:
@@ -191,10 +191,12 @@ def destroy_vm(req: Request) -> str:
 
 
 def _referenced_volumes(vm: VM) -> list[str]:
+    """Every volume the config names: current, pending and snapshot sections (with their vmstate)."""
     volids = []
-    for section in (vm.conf, {k: v for k, v in vm.pending.items() if k != "delete"}):
+    sections = [vm.conf, {k: v for k, v in vm.pending.items() if k != "delete"}, *vm.snapshots.values()]
+    for section in sections:
         for key, value in section.items():
-            if is_drive_key(key) or key.startswith("unused"):
+            if is_drive_key(key) or key.startswith("unused") or key == "vmstate":
                 volid = propstr.parse_drive(value).get("file", "")
                 if ":" in volid and volid not in volids:
                     volids.append(volid)
