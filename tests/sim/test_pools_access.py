@@ -77,3 +77,13 @@ def test_network_ha_and_cluster_tasks(proxmox):
     run(proxmox, upid)
     tasks = proxmox.cluster.tasks.get()
     assert tasks[0]["upid"] == upid and tasks[0]["type"] == "qmcreate" and tasks[0]["status"] == "OK"
+
+
+def test_pools_and_members_survive_a_restart(sim_server, proxmox, start_sim, proxmox_for):
+    proxmox.pools.post(poolid="keep", comment="kept")
+    run(proxmox, proxmox.nodes(NODE).qemu.post(vmid=100, pool="keep", memory=512))
+    data_dir = sim_server.sim.data_dir
+    sim_server.stop()
+    px = proxmox_for(start_sim(data_dir))
+    [pool] = px.pools.get(poolid="keep")
+    assert pool["comment"] == "kept" and [m["vmid"] for m in pool["members"]] == [100]
