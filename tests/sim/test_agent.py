@@ -36,11 +36,7 @@ def test_agent_errors_in_pve_order(proxmox, sim_server):
     vm.config.put(agent="enabled=0")
     assert agent_error(vm) == "VM 100 is not running"
     run(proxmox, vm.status.start.post())
-<<<<<<< HEAD
     assert agent_error(vm) == "QEMU guest agent is not running"     # disabled: no QGA socket (§20)
-=======
-    assert agent_error(vm) == "QEMU guest agent is not running"   # disabled: no QGA socket, the ping fails
->>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
     vm.config.put(agent="1")              # pending while running: no virtio-serial port yet
     run(proxmox, vm.status.stop.post())
     run(proxmox, vm.status.start.post())

@@ -207,12 +207,8 @@ def stop_vm(sim: Any, task: Any, node: str, vmid: int, skiplock: bool = False, s
         with sim.mutex:
             cluster = sim.model
             vm = cluster.vm_on(node, vmid)
-<<<<<<< HEAD
             guest.power_off(sim, vm)
-            vm.status, vm.started_at, vm.pid = "stopped", None, None
-=======
-            vm.status, vm.started_at, vm.pid, vm.agent_device, vm.paused = "stopped", None, None, False, False
->>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
+            vm.status, vm.started_at, vm.pid, vm.paused = "stopped", None, None, False
             if vm.pending:
                 apply_pending(cluster, vm)
             sim.save()

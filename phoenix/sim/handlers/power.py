@@ -7,6 +7,7 @@ from typing import Any
 
 from phoenix.sim import propstr
 from phoenix.sim.core import PVEError, Request, param_error, route
+from phoenix.sim.model import guest
 from phoenix.sim.handlers._vmutil import (
     DEFAULT_MEMORY_MB, assert_root_for_skiplock, check_lock, spawn, start_vm, stop_vm, vm_of, vm_status,
 )
@@ -105,6 +106,7 @@ def status_suspend(req: Request) -> str:
             task.log(f"suspend VM {vmid} to disk: saving state to '{volume.volid}'")
             vm.conf.update({"vmstate": volume.volid, "runningmachine": vm_status(vm, full=True)["running-machine"],
                             "lock": "suspended"})
+            guest.power_off(sim, vm)
             vm.status, vm.started_at, vm.pid, vm.agent_device, vm.paused = "stopped", None, None, False, False
             sim.save()
         if sim.guests is not None:                 # a real guest's QEMU quits once its state is saved

@@ -98,11 +98,6 @@ def assert_agent_configured(vm: VM) -> None:
         raise PVEError("No QEMU guest agent configured\n")
     if not vm.running:
         raise PVEError(f"VM {vm.vmid} is not running\n")
-<<<<<<< HEAD
-=======
-    if not agent_enabled(vm.conf):
-        raise PVEError("QEMU guest agent is not running\n")   # no QGA socket: the ping fails (Agent.pm L109-113)
->>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
 
 
 def assert_agent_available(sim: Any, vm: VM) -> Guest:

@@ -81,11 +81,7 @@ class VM(Tracked):
     assigned.
     """
 
-<<<<<<< HEAD
-    _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "guest", "ci_generated"})
-=======
-    _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "boot_network", "ci_generated", "snapshots"})
->>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
+    _tracked_dicts = frozenset({"conf", "pending", "cloudinit", "guest", "ci_generated", "snapshots"})
 
     vmid: int
     node: str
@@ -172,17 +168,10 @@ class VM(Tracked):
     def to_json(self) -> dict[str, Any]:
         return {
             "vmid": self.vmid, "node": self.node, "conf": dict(self.conf), "pending": dict(self.pending),
-<<<<<<< HEAD
-            "cloudinit": dict(self.cloudinit), "status": self.status, "started_at": self.started_at,
+            "cloudinit": dict(self.cloudinit), "status": self.status, "paused": self.paused, "started_at": self.started_at,
             "pid": self.pid, "agent_device": self.agent_device, "agent_installed": self.agent_installed,
             "guest": dict(self.guest), "ci_generated": dict(self.ci_generated),
-=======
-            "cloudinit": dict(self.cloudinit), "status": self.status, "paused": self.paused,
-            "started_at": self.started_at, "pid": self.pid, "agent_device": self.agent_device,
-            "agent_installed": self.agent_installed, "boot_network": dict(self.boot_network),
-            "ci_generated": dict(self.ci_generated),
             "snapshots": {name: dict(section) for name, section in self.snapshots.items()},
->>>>>>> 087a5d4 (Simulator fidelity for other people's clients: pools, users/permissions, snapshots, reset/suspend/resume, cluster tasks, node network, HA list, agent info/osinfo; /pending typed like /config, cleanup_pending, canonical drive strings, clean create failure, one import prefix, q35 running machine; the simulator's own property-string parser (no phoenix.pve import))
         }
 
     @classmethod
