@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from phoenix.guest.runner import RUNNER_PATH
-from phoenix.pve import propstr
+from phoenix.sim import propstr
 
 __all__ = ["Seed", "GuestPlan", "read_seed_iso", "plan_from_seed", "dhcp_address", "nic_macs"]
 
