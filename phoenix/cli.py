@@ -1,5 +1,7 @@
-"""Command-line wiring: each command parses options and calls into the package; no logic lives here.
+"""Command-line wiring: each command parses options and calls into ``phoenix.commands``; no logic lives here.
 
+This is the one production module that may wire the simulator: ``--sim`` (or the env file of
+``phoenix sim serve``) chooses its environment, which the commands receive like any other.
 Heavy modules are imported inside the commands so that ``phoenix --help`` stays fast.
 """
 
@@ -10,7 +12,16 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
+from typer.core import TyperOption
 
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """A boolean flag takes no value, so --help shows no ``<bool>`` for it (typer 0.2x prints one)."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 class _Typer(typer.Typer):
     """Every command turns a PhoenixError into one line on stderr and exit code 1 (never a traceback)."""
@@ -39,7 +50,6 @@ class _Typer(typer.Typer):
 app = _Typer(
     help="Declarative Proxmox VE virtual machines from cloud-image templates.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 sim_app = _Typer(help="The built-in Proxmox VE simulator.", no_args_is_help=True)
@@ -62,9 +72,10 @@ def main_options(
     sim: bool = typer.Option(False, "--sim", help="Use the embedded simulator (its cluster lives in state/sim/)."),
 ) -> None:
     """Declarative Proxmox VE virtual machines from cloud-image templates."""
-    from phoenix.workflow import GlobalOptions
+    from phoenix.commands.context import Context
+    from phoenix.sim.environment import environment_for
 
-    ctx.obj = GlobalOptions(config=config, state=state, sim=sim)
+    ctx.obj = Context(config=config, state=state, environment=environment_for(sim, state))
 
 
 @app.command()
@@ -89,10 +100,11 @@ def plan(
     guest_timeout: Optional[int] = typer.Option(None, "--guest-timeout", min=1, max=86400, help=GUEST_TIMEOUT_HELP),
 ) -> None:
     """Show what apply would change, and what changed outside phoenix."""
-    from phoenix.workflow import plan_command
+    from phoenix.commands.plan import PlanRequest, plan_command
 
-    raise typer.Exit(plan_command(ctx.obj, target, out, as_json, detailed_exitcode, allow_reboot, replace,
-                                  guest=guest, guest_timeout=guest_timeout))
+    request = PlanRequest(targets=target, allow_reboot=allow_reboot, replace=replace, guest=guest,
+                          guest_timeout=guest_timeout)
+    raise typer.Exit(plan_command(ctx.obj, request, out=out, as_json=as_json, detailed_exitcode=detailed_exitcode))
 
 
 @app.command()
@@ -113,11 +125,13 @@ def apply(
                                            "(PVE allows it for root@pam with a password), removing half-made clones."),
 ) -> None:
     """Make PVE match the desired-state file (and wait until started VMs run as declared inside)."""
-    from phoenix.workflow import apply_command
+    from phoenix.commands.apply import apply_command
+    from phoenix.commands.plan import PlanRequest
 
-    raise typer.Exit(apply_command(ctx.obj, plan_file, target, auto_approve, parallelism, allow_reboot, replace,
-                                   per_node=per_node, guest=guest, guest_timeout=guest_timeout,
-                                   unlock_stale=unlock_stale))
+    request = PlanRequest(targets=target, allow_reboot=allow_reboot, replace=replace, guest=guest,
+                          guest_timeout=guest_timeout)
+    raise typer.Exit(apply_command(ctx.obj, request, plan_file=plan_file, auto_approve=auto_approve,
+                                   parallelism=parallelism, per_node=per_node, unlock_stale=unlock_stale))
 
 
 @app.command()
@@ -127,7 +141,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Every managed VM: node, power, template, IPv4 from the agent, feature results, pending changes."""
-    from phoenix.show import show_command
+    from phoenix.commands.show import show_command
 
     raise typer.Exit(show_command(ctx.obj, vmids or [], as_json))
 
@@ -140,15 +154,15 @@ def destroy(
     force: bool = typer.Option(False, "--force", help="Also destroy VMs phoenix does not manage."),
 ) -> None:
     """Stop and delete VMs (disks purged, snippet removed) and drop them from the state."""
-    from phoenix.workflow import destroy_command
+    from phoenix.commands.destroy import destroy_command
 
-    raise typer.Exit(destroy_command(ctx.obj, vmids, auto_approve, force))
+    raise typer.Exit(destroy_command(ctx.obj, vmids, auto_approve=auto_approve, force=force))
 
 
 @app.command("import")
 def import_vm(ctx: typer.Context, vmid: int = typer.Argument(..., help="VMID of an existing VM.")) -> None:
     """Adopt an existing VM into the state without replacing it."""
-    from phoenix.workflow import import_command
+    from phoenix.commands.adopt import import_command
 
     raise typer.Exit(import_command(ctx.obj, vmid))
 
@@ -156,7 +170,7 @@ def import_vm(ctx: typer.Context, vmid: int = typer.Argument(..., help="VMID of 
 @app.command("force-unlock")
 def force_unlock(ctx: typer.Context, lock_id: str = typer.Argument(..., help="The lock ID an error named.")) -> None:
     """Release a state lock left by a crashed phoenix."""
-    from phoenix.workflow import force_unlock_command
+    from phoenix.commands.unlock import force_unlock_command
 
     raise typer.Exit(force_unlock_command(ctx.obj, lock_id))
 
@@ -180,10 +194,10 @@ def template_provision(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Image cache (default ~/.cache/phoenix/images)."),
 ) -> None:
     """Build a declared template from its cloud image; does nothing if it already exists."""
-    from phoenix.template.commands import provision_command
+    from phoenix.commands.provision import provision_command
 
-    raise typer.Exit(provision_command(ctx.obj.config, vmid, state_path=ctx.obj.state, sim=ctx.obj.sim,
-                                       cache_dir=cache_dir, on_pve_host=on_pve_host, image_storage=image_storage))
+    raise typer.Exit(provision_command(ctx.obj, vmid, cache_dir=cache_dir, on_pve_host=on_pve_host,
+                                       image_storage=image_storage))
 
 
 @sim_app.command("serve")

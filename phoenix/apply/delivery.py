@@ -1,27 +1,24 @@
 """Delivering each VM's cloud-init documents through the configured snippet backend.
 
 ``local``/``sftp`` put the user-data snippet that ``cicustom`` points at; ``iso`` builds a NoCloud
-seed ISO and attaches it in place of PVE's cloud-init drive.  Against the simulator, the
-``local`` backend writes where the simulated node reads (its storage directories).
+seed ISO and attaches it in place of PVE's cloud-init drive.  When the environment says the node's
+storage directories are on this host (a simulator's), the ``local`` backend writes there.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from phoenix.plan.documents import VMDocuments, snippets_backend
 from phoenix.snippets import make_backend
-from phoenix.snippets.base import cidata_iso_name, user_snippet_name
-
-StorageRoots = Callable[[str, str], Path]
+from phoenix.snippets.base import StorageRoots, cidata_iso_name, user_snippet_name
 
 
 class SnippetDelivery:
     """The configured backend for this run; ``storage_roots`` points the ``local`` backend at a
-    simulator's storage directories (see ``workflow.connect``)."""
+    simulator's storage directories (see ``phoenix.commands.environment.Connection``)."""
 
-    def __init__(self, cfg: Any, client: Any, storage_roots: StorageRoots | None = None):
+    def __init__(self, cfg: Any, client: Any, storage_roots: StorageRoots = None):
         self.kind = snippets_backend(cfg)
         self.storage = cfg.defaults.snippets_storage
         self.backend = make_backend(self.kind, client, sftp_settings=getattr(cfg.defaults, "sftp", None),
@@ -42,11 +39,3 @@ class SnippetDelivery:
         storage = vm.snippets_storage if vm else self.storage
         name = cidata_iso_name(vmid) if self.kind == "iso" else user_snippet_name(vmid)
         self.backend.remove(ctx.node, storage, name)
-
-
-def sim_storage_roots(data_dir: Path) -> StorageRoots:
-    """Storage directories of the simulator whose cluster lives in ``data_dir``."""
-    from phoenix.sim.persist import ModelStore
-
-    model = ModelStore(data_dir).load()
-    return lambda node, storage: model.storage_root(storage, node)

@@ -19,7 +19,7 @@ _STEP_LABELS = {
 }
 
 
-class ConsoleReporter:
+class ApplyReporter:
     """Terraform-like progress lines: ``vm.8001: cloning…`` / ``vm.8001: Creation complete after 3s``."""
 
     def __init__(self, console: Console, verbose: bool = False):

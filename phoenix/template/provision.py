@@ -35,15 +35,13 @@ from phoenix.template.customize import (copy_for_customisation, customize_args, 
 from phoenix.template.download import download_verified, hash_file
 from phoenix.template.leftovers import remove_cache_leftovers, remove_staging_leftovers
 from phoenix.template.report import Reporter, as_reporter
-from phoenix.template.simulated import mark_agent_installed, write_synthetic_qcow2
+from phoenix.template.simulated import OfflineStandIns
 from phoenix.template.status import AGENT_TAG, agent_baked, find_vm, first_node, parse_marker, render_marker
 
-__all__ = ["TemplateResult", "ensure_template", "template_create_params", "provision_for_plan",
-           "talks_to_simulator"]
+__all__ = ["TemplateResult", "ensure_template", "template_create_params", "provision_for_plan"]
 
 DEFAULT_POOL = "local-lvm"
 DEFAULT_BRIDGE = "vmbr0"
-SIM_VERSION_MARK = "phoenix-sim"   # what phoenix's simulator puts into GET /version's ``repoid``/``release``
 CACHE_ENV = "PHOENIX_IMAGE_CACHE"
 CREATE_WAIT_S = 600                # a create that imports a large image may take minutes
 
@@ -66,17 +64,18 @@ class _Staged:
     agent_baked: bool
 
 
-def ensure_template(client, spec, *, owner: str, cache_dir: Path, reporter=None, simulated: bool = False,
+def ensure_template(client, spec, *, owner: str, cache_dir: Path, reporter=None,
+                    stand_ins: OfflineStandIns | None = None,
                     on_pve_host: bool = False, image_storage: str | None = None, customize: bool | None = None,
                     storage_roots=None) -> TemplateResult:
     """Make template ``spec.vmid`` exist (see module doc); returns what happened.
 
-    ``owner`` is the state's lineage (the marker written into the template).  ``simulated`` (set by
-    ``phoenix --sim``) allows the visible stand-ins of :mod:`phoenix.template.simulated` for what
-    cannot happen offline.  ``on_pve_host`` places a local image straight into the storage directory
-    instead of uploading it (``storage_roots``: ``fn(node, storage) -> Path`` when that directory is
-    not GET /storage's ``path``).  ``customize`` None bakes the agent when virt-customize is
-    installed; False never does.
+    ``owner`` is the state's lineage (the marker written into the template).  ``stand_ins``
+    (injected by the simulator's environments) do visibly what cannot happen offline
+    (:mod:`phoenix.template.simulated`).  ``on_pve_host`` places a local image straight into the
+    storage directory instead of uploading it (``storage_roots``: ``fn(node, storage) -> Path`` when
+    that directory is not GET /storage's ``path``).  ``customize`` None bakes the agent when
+    virt-customize is installed; False never does.
     """
     report = _Recorder(as_reporter(reporter))
     remove_cache_leftovers(Path(cache_dir), spec.vmid, owner)
@@ -87,14 +86,14 @@ def ensure_template(client, spec, *, owner: str, cache_dir: Path, reporter=None,
     node = existing or spec.node or first_node(client)
     storage_id = delivery.find_import_storage(client, node, image_storage)
     remove_staging_leftovers(client, node, storage_id, spec.vmid, owner, report.info)
-    checksum = _resolve_checksum(spec, simulated, report)
+    checksum = _resolve_checksum(spec, stand_ins, report)
     staged: _Staged | None = None
     try:
         if _delivery_mode(spec) == "pve":
             staged = _stage_on_pve(client, node, storage_id, spec, checksum, owner, report)
         else:
             staged = _stage_local(client, node, storage_id, spec, checksum, Path(cache_dir), owner, report,
-                                  simulated=simulated, on_pve_host=on_pve_host, customize=customize,
+                                  stand_ins=stand_ins, on_pve_host=on_pve_host, customize=customize,
                                   storage_roots=storage_roots)
         _create_template(client, node, spec, staged, checksum, owner, report)
     except BaseException as exc:
@@ -110,16 +109,11 @@ def ensure_template(client, spec, *, owner: str, cache_dir: Path, reporter=None,
                           report.simulated_lines, message)
 
 
-def provision_for_plan(client, spec, reporter=None, *, owner: str, simulated: bool | None = None,
+def provision_for_plan(client, spec, reporter=None, *, owner: str, stand_ins: OfflineStandIns | None = None,
                        cache_dir: Path | None = None, on_pve_host: bool = False) -> TemplateResult:
-    """The plan's "ensure template" step: :func:`ensure_template` with the default cache.
-
-    ``simulated`` None asks PVE (:func:`talks_to_simulator`); the CLI's ``--sim`` may pass True.
-    """
-    if simulated is None:
-        simulated = talks_to_simulator(client)
+    """The plan's "ensure template" step: :func:`ensure_template` with the default cache."""
     return ensure_template(client, spec, owner=owner, cache_dir=cache_dir or default_cache_dir(), reporter=reporter,
-                           simulated=simulated, on_pve_host=on_pve_host)
+                           stand_ins=stand_ins, on_pve_host=on_pve_host)
 
 
 def default_cache_dir() -> Path:
@@ -130,18 +124,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "phoenix" / "images"
-
-
-def talks_to_simulator(client) -> bool:
-    """True when the client says so (``client.simulated``) or PVE's ``/version`` names phoenix's simulator."""
-    flag = getattr(client, "simulated", None)
-    if isinstance(flag, bool):
-        return flag
-    try:
-        version = client.get_dict("/version")
-    except PhoenixError:
-        return False
-    return any(SIM_VERSION_MARK in str(version.get(key, "")) for key in ("repoid", "release", "version", "simulator"))
 
 
 def template_create_params(spec, volid: str, description: str, agent_baked: bool = False) -> dict:
@@ -244,13 +226,12 @@ def _delivery_mode(spec) -> str:
     return getattr(spec.image, "delivery", None) or "local"
 
 
-def _resolve_checksum(spec, simulated: bool, report: "_Recorder") -> Checksum | None:
+def _resolve_checksum(spec, stand_ins: OfflineStandIns | None, report: "_Recorder") -> Checksum | None:
     image = spec.image
     where = f"template {spec.vmid}: image"
-    if getattr(image, "checksum", None) or not simulated or is_loopback_url(image.checksum_url or ""):
+    if getattr(image, "checksum", None) or stand_ins is None or stand_ins.reachable(image.checksum_url):
         return resolve_checksum(image, fetch=fetch_text, where=where)
-    report.simulated(f"checksum list {image.checksum_url} not fetched (no internet in simulator mode); "
-                     "the stand-in image cannot match it, so no upstream checksum is recorded")
+    stand_ins.skip_checksum(image.checksum_url, report)
     return None
 
 
@@ -268,16 +249,16 @@ def _stage_on_pve(client, node, storage_id, spec, checksum, owner: str, report) 
     return _Staged(volid, True, False)
 
 
-def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, owner: str, report, *, simulated: bool,
-                 on_pve_host: bool, customize: bool | None, storage_roots) -> _Staged:
+def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, owner: str, report, *,
+                 stand_ins: OfflineStandIns | None, on_pve_host: bool, customize: bool | None,
+                 storage_roots) -> _Staged:
     url = spec.image.url
     name = getattr(spec.image, "file_name", None) or image_source_name(spec.image)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    stand_in = simulated and not is_loopback_url(url)
-    if stand_in:
-        image = write_synthetic_qcow2(cache_dir / f"simulated-{name}")
-        report.simulated(f"download of {url} (no internet in simulator mode): a small empty qcow2 stands in")
+    if stand_ins is not None and not stand_ins.reachable(url):
+        image = stand_ins.image(url, cache_dir / f"simulated-{name}", report)
     else:
+        stand_ins = None
         if checksum is None:
             raise PhoenixError(f"template {spec.vmid}: image has no checksum; phoenix verifies every image")
         image = cache_dir / name
@@ -289,23 +270,22 @@ def _stage_local(client, node, storage_id, spec, checksum, cache_dir: Path, owne
     workdir = Path(tempfile.mkdtemp(prefix=f"work-{spec.vmid}-{owner_tag(owner)}-", dir=cache_dir))  # this run's
     try:
         return _customise_and_deliver(client, node, storage_id, spec, checksum, image, workdir / filename, report,
-                                      stand_in=stand_in, on_pve_host=on_pve_host, customize=customize,
+                                      stand_ins=stand_ins, on_pve_host=on_pve_host, customize=customize,
                                       storage_roots=storage_roots)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _customise_and_deliver(client, node, storage_id, spec, checksum, image: Path, work: Path, report, *,
-                           stand_in: bool, on_pve_host: bool, customize: bool | None, storage_roots) -> _Staged:
+                           stand_ins: OfflineStandIns | None, on_pve_host: bool, customize: bool | None,
+                           storage_roots) -> _Staged:
+    """``stand_ins`` set: the image is a stand-in, and so is its customisation."""
     filename = work.name
     packages = list(getattr(spec.customize, "packages", []) or [])
     commands = list(getattr(spec.customize, "run_commands", []) or [])
-    if stand_in:
+    if stand_ins is not None:
         copy_for_customisation(image, work)
-        args = customize_args(work, packages, commands)
-        mark_agent_installed(work)
-        report.simulated(f"{' '.join(args[:1] + args[3:])} (libguestfs has no real OS to customise in the "
-                         "stand-in image); the image is marked as carrying qemu-guest-agent")
+        stand_ins.customize(work, packages, commands, report)
         baked = True
     elif customize is not False and libguestfs_available():
         copy_for_customisation(image, work)

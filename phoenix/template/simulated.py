@@ -1,7 +1,7 @@
 """What template provisioning does instead of the impossible in simulator mode.
 
-Explicit, never implicit: these run only when the caller says it talks to the simulator
-(``phoenix --sim``).  Offline, the Ubuntu image cannot be fetched and libguestfs has no real OS
+Explicit, never implicit: these run only when the environment injects :class:`OfflineStandIns`
+(the simulator's environments do, ``phoenix.sim.environment``; a real PVE never gets them).  Offline, the Ubuntu image cannot be fetched and libguestfs has no real OS
 to work on, so a small, valid, empty qcow2 stands in for the download and the customisation is
 replaced by the guest-agent mark the simulator reads — each announced as ``simulated: ...``.
 """
@@ -13,7 +13,12 @@ import struct
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_synthetic_qcow2", "mark_agent_installed", "AGENT_MARK"]
+from typing import Protocol
+
+from phoenix.template.checksum import is_loopback_url
+from phoenix.template.customize import customize_args
+
+__all__ = ["write_synthetic_qcow2", "mark_agent_installed", "AGENT_MARK", "OfflineStandIns"]
 
 CLUSTER_BITS = 16
 CLUSTER = 1 << CLUSTER_BITS
@@ -55,3 +60,31 @@ def mark_agent_installed(path: Path) -> None:
         handle.write(AGENT_MARK)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+class _Report(Protocol):
+    def simulated(self, message: str) -> None: ...
+
+
+class OfflineStandIns:
+    """The visible stand-ins for what cannot happen offline: only loopback URLs are reachable; any other
+    image is replaced by an empty qcow2, its checksum list is not fetched, and its customisation becomes
+    the guest-agent mark the simulator reads.  Each says ``simulated: ...`` through the reporter."""
+
+    def reachable(self, url: str | None) -> bool:
+        return bool(url) and is_loopback_url(url or "")
+
+    def skip_checksum(self, checksum_url: str, report: _Report) -> None:
+        report.simulated(f"checksum list {checksum_url} not fetched (no internet in simulator mode); "
+                         "the stand-in image cannot match it, so no upstream checksum is recorded")
+
+    def image(self, url: str, path: Path, report: _Report) -> Path:
+        write_synthetic_qcow2(path)
+        report.simulated(f"download of {url} (no internet in simulator mode): a small empty qcow2 stands in")
+        return path
+
+    def customize(self, work: Path, packages: list[str], commands: list[str], report: _Report) -> None:
+        args = customize_args(work, packages, commands)
+        mark_agent_installed(work)
+        report.simulated(f"{' '.join(args[:1] + args[3:])} (libguestfs has no real OS to customise in the "
+                         "stand-in image); the image is marked as carrying qemu-guest-agent")

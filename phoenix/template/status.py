@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 
 from phoenix.errors import PhoenixError
 from phoenix.pve import propstr
-from phoenix.template.checksum import Checksum, fetch_text, is_loopback_url, resolve_checksum
+from phoenix.template.checksum import Checksum, fetch_text, resolve_checksum
+from phoenix.template.simulated import OfflineStandIns
 
 __all__ = ["TemplateStatus", "TemplateMarker", "template_status", "compare_with_spec", "render_marker",
            "parse_marker", "find_vm", "first_node", "AGENT_TAG", "agent_baked"]
@@ -84,12 +85,12 @@ def find_vm(client, vmid: int) -> dict | None:
 
 
 def template_status(client, spec, *, fetch: Callable[[str], str] | None = fetch_text,
-                    simulated: bool = False) -> TemplateStatus:
+                    stand_ins: OfflineStandIns | None = None) -> TemplateStatus:
     """Compare the template ``spec.vmid`` on PVE with ``spec`` (reads only).
 
     The spec's checksum is compared when it is known without network (a literal) or from one
-    small sums-file fetch; ``fetch=None`` forbids the fetch (offline plans), and in simulator
-    mode a non-loopback sums URL is not fetched either.
+    small sums-file fetch; ``fetch=None`` forbids the fetch (offline plans), and with the
+    simulator's ``stand_ins`` a sums URL they cannot reach is not fetched either.
     """
     entry = find_vm(client, spec.vmid)
     if entry is None:
@@ -100,17 +101,17 @@ def template_status(client, spec, *, fetch: Callable[[str], str] | None = fetch_
         return TemplateStatus(True, False, False,
                               f"VM {spec.vmid} ('{config.get('name', '')}') on node '{node}' is not a template",
                               node=node)
-    return compare_with_spec(spec, config, node, fetch=fetch, simulated=simulated)
+    return compare_with_spec(spec, config, node, fetch=fetch, stand_ins=stand_ins)
 
 
 def compare_with_spec(spec, config: dict, node: str | None, *, fetch: Callable[[str], str] | None = fetch_text,
-                      simulated: bool = False) -> TemplateStatus:
+                      stand_ins: OfflineStandIns | None = None) -> TemplateStatus:
     """The status of an existing template from its ``config`` (no PVE call; at most one sums-file fetch)."""
     marker = parse_marker(config.get("description"))
     if marker is None or marker.checksum is None:
         return TemplateStatus(True, True, False, f"template {spec.vmid} records no image checksum "
                               "(not built by phoenix); not checked", node=node, marker=marker)
-    wanted = _wanted_checksum(spec, fetch, simulated)
+    wanted = _wanted_checksum(spec, fetch, stand_ins)
     if wanted is None:
         return TemplateStatus(True, True, False, f"template {spec.vmid} exists; image checksum not checked "
                               "(the declared checksum needs a network fetch)", node=node, marker=marker)
@@ -121,12 +122,12 @@ def compare_with_spec(spec, config: dict, node: str | None, *, fetch: Callable[[
                           node=node, marker=marker)
 
 
-def _wanted_checksum(spec, fetch, simulated: bool) -> Checksum | None:
+def _wanted_checksum(spec, fetch, stand_ins: OfflineStandIns | None) -> Checksum | None:
     image = spec.image
     if getattr(image, "checksum", None):
         return resolve_checksum(image, where=f"template {spec.vmid}: image")
     url = getattr(image, "checksum_url", None)
-    if fetch is None or url is None or (simulated and not is_loopback_url(url)):
+    if fetch is None or url is None or (stand_ins is not None and not stand_ins.reachable(url)):
         return None
     try:
         return resolve_checksum(image, fetch=fetch, where=f"template {spec.vmid}: image")

@@ -26,6 +26,7 @@ from phoenix.pve.inventory import read_inventory
 from phoenix.state.store import StateStore
 from phoenix.template.provision import ensure_template
 from phoenix.template.report import RecordingReporter
+from phoenix.template.simulated import OfflineStandIns
 
 from tests.template.test_provision import make_spec
 
@@ -76,7 +77,7 @@ def test_a_slow_template_build_does_not_hold_back_an_unrelated_vm(sim_server, cl
     # Template 9000 exists already (built by PVE's own download: no agent in the image); 8000 is built
     # by this apply (customised: agent baked).  vm.8001 clones 8000, vm.8002 clones 9000.
     ensure_template(client, make_spec("https://example.invalid/noble.img", checksum="ab" * 32, delivery="pve"),
-                    cache_dir=tmp_path / "cache", reporter=RecordingReporter(), simulated=True, owner=SOMEONE)
+                    cache_dir=tmp_path / "cache", reporter=RecordingReporter(), stand_ins=OfflineStandIns(), owner=SOMEONE)
     config = _desired(tmp_path)
     cfg = load_desired(config, existing_templates=frozenset({9000}))
     store = StateStore(tmp_path / "state" / "phoenix.state.json")
@@ -92,8 +93,8 @@ def test_a_slow_template_build_does_not_hold_back_an_unrelated_vm(sim_server, cl
 
     def provision(client_, spec, reporter):
         waited.append(events.started("vm.8002").wait(GIVE_UP_S))
-        return ensure_template(client_, spec, cache_dir=tmp_path / "cache", reporter=reporter, simulated=True,
-                               owner=state.lineage)
+        return ensure_template(client_, spec, cache_dir=tmp_path / "cache", reporter=reporter,
+                               stand_ins=OfflineStandIns(), owner=state.lineage)
 
     model = sim_server.sim.model
     runtime = ApplyRuntime(client=client, cfg=cfg, journal=Journal(store, state), reporter=events,
@@ -113,7 +114,7 @@ def test_a_slow_template_build_does_not_hold_back_an_unrelated_vm(sim_server, cl
 
 def test_a_failed_template_skips_its_vms_and_not_the_others(sim_server, client, tmp_path):
     ensure_template(client, make_spec("https://example.invalid/noble.img", checksum="ab" * 32, delivery="pve"),
-                    cache_dir=tmp_path / "cache", reporter=RecordingReporter(), simulated=True, owner=SOMEONE)
+                    cache_dir=tmp_path / "cache", reporter=RecordingReporter(), stand_ins=OfflineStandIns(), owner=SOMEONE)
     cfg = load_desired(_desired(tmp_path), existing_templates=frozenset({9000}))
     store = StateStore(tmp_path / "state" / "phoenix.state.json")
     state = store.read()

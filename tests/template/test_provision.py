@@ -10,7 +10,7 @@ from phoenix.desired.spec import TemplateSpec
 from phoenix.errors import PhoenixError
 from phoenix.pve.client import TaskFailed
 from phoenix.template.checksum import ChecksumError
-from phoenix.template.provision import ensure_template, talks_to_simulator
+from phoenix.template.provision import ensure_template
 from phoenix.template.report import RecordingReporter
 
 VMID = 9000
@@ -136,9 +136,3 @@ def test_on_pve_host_places_the_image_into_the_storage_directory(client, sim_ser
     uploads = "POST /nodes/{node}/storage/{storage}/upload"
     assert sim_stats(sim_server)["by_endpoint"].get(uploads, 0) == stats_before.get(uploads, 0)
     assert import_files(sim_server) == []
-
-
-def test_simulator_is_recognised_only_when_said_so(client):
-    assert talks_to_simulator(client) is False       # the simulator's /version is a real PVE's
-    client.simulated = True
-    assert talks_to_simulator(client) is True

@@ -6,6 +6,7 @@ import hashlib
 
 from phoenix.template.provision import ensure_template
 from phoenix.template.report import RecordingReporter
+from phoenix.template.simulated import OfflineStandIns
 from phoenix.template.status import parse_marker, render_marker, template_status
 from phoenix.template.checksum import Checksum
 
@@ -18,7 +19,7 @@ SUMS = "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"
 def test_offline_simulated_local_flow_is_visible_and_bakes_the_agent_mark(client, sim_server, tmp_path):
     reporter = RecordingReporter()
     result = ensure_template(client, make_spec(UBUNTU, checksum_url=SUMS), cache_dir=tmp_path / "cache",
-                             reporter=reporter, simulated=True, owner=OWNER)
+                             reporter=reporter, stand_ins=OfflineStandIns(), owner=OWNER)
     assert result.created and result.agent_baked is True and result.image_checksum is None
     simulated = [line for line in reporter.lines if line.startswith("simulated: ")]
     assert any(SUMS in line for line in simulated)
@@ -35,8 +36,8 @@ def test_offline_simulated_local_flow_is_visible_and_bakes_the_agent_mark(client
 def test_offline_simulated_pve_download_surfaces_the_simulators_log_line(client, tmp_path):
     reporter = RecordingReporter()
     spec = make_spec(UBUNTU, checksum="ab" * 32, delivery="pve")
-    result = ensure_template(client, spec, cache_dir=tmp_path / "cache", reporter=reporter, simulated=True,
-                             owner=OWNER)
+    result = ensure_template(client, spec, cache_dir=tmp_path / "cache", reporter=reporter,
+                             stand_ins=OfflineStandIns(), owner=OWNER)
     assert result.created and result.agent_baked is False
     assert any(line.startswith("simulated: download") for line in reporter.lines), reporter.lines
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from phoenix.commands.context import Context, read_facts
 from phoenix.diff.guest import feature_failure_line
 
 __all__ = ["show_command", "show_rows"]
@@ -62,21 +63,20 @@ def show_rows(facts: Any, state: Any, vmids: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-def show_command(opts: Any, vmids: list[int], as_json: bool) -> int:
+def show_command(ctx: Context, vmids: list[int], as_json: bool) -> int:
     from phoenix.pve.guest import read_guests
-    from phoenix.workflow import connect, console, read_facts, state_store
 
-    state = state_store(opts).read()
+    state = ctx.store().read()
     managed = sorted(int(k) for k, r in state.resources.items() if r.kind == "vm")
     wanted = sorted(set(vmids)) if vmids else managed
-    with connect(opts) as conn:
-        facts = read_facts(opts, conn, state, extra_vmids=wanted)
+    with ctx.environment.connect() as conn:
+        facts = read_facts(ctx, conn, state, extra_vmids=wanted)
         facts.inventory.guest_facts = read_guests(conn.client, facts.inventory, wanted)
     rows = show_rows(facts, state, wanted)
     if as_json:
         print(json.dumps(rows, indent=2, sort_keys=True))
         return 0
-    out = console()
+    out = ctx.out
     if not rows:
         out.print("No VMs managed by phoenix.")
         return 0
