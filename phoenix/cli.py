@@ -26,7 +26,7 @@ TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 class _Typer(typer.Typer):
     """Every command turns a PhoenixError into one line on stderr and exit code 1 (never a traceback)."""
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # type: ignore[override]  # passes everything through
         register = super().command(*args, **kwargs)
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,15 +12,16 @@ crash between PVE creating the VM and phoenix noting it can never leave an unman
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Literal
 
-from phoenix.state.model import ResourceState, utc_now
+from phoenix.state.model import ResourceState, State, utc_now
+from phoenix.state.store import StateStore
 
 
 class Journal:
     """Thread-safe recorder of step results into one State, persisted through a StateStore."""
 
-    def __init__(self, store: Any, state: Any):
+    def __init__(self, store: StateStore, state: State):
         self.store = store
         self.state = state
         self._lock = threading.RLock()        # guards ``state`` (held while it is written, too)
@@ -29,7 +30,7 @@ class Journal:
         self._saved = 0                       # mutations contained in the file
         self._dirty: set[int] = set()         # VMIDs changed since the last record
 
-    def begin(self, vmid: int, kind: str, name: str, node: str, template_vmid: int | None = None) -> None:
+    def begin(self, vmid: int, kind: Literal["template", "vm"], name: str, node: str, template_vmid: int | None = None) -> None:
         """Make sure a record exists before the first change to PVE (no-op if it does)."""
         with self._lock:
             record = self.state.get(vmid)

@@ -7,7 +7,8 @@ import threading
 from rich.console import Console
 from phoenix.text import markup_safe as escape   # outside text: control characters and markup shown, not run
 
-from phoenix.plan.model import CREATE, DELETE, REPLACE, ResourceChange, Step
+from phoenix.plan.model import CREATE, DELETE, REPLACE, ResourceChange
+from phoenix.plan.steps import Step
 
 _DONE = {CREATE: "Creation complete", DELETE: "Destruction complete", REPLACE: "Replacement complete"}
 _STEP_LABELS = {

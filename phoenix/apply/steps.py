@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from phoenix.apply.recovery import await_vm, clone_owned
 from phoenix.diff.attributes import BY_NAME, GIB, Observed, configure_params, disk_size_bytes
@@ -18,23 +18,42 @@ from phoenix.plan.steps import Clone, Configure, DeliverUserData, Op, ProvisionT
 from phoenix.pve import locks as pve_locks
 from phoenix.pve import propstr
 from phoenix.pve.answer import str_field
-from phoenix.pve.client import PVEApiError
+from phoenix.pve.client import PVEApiError, PVEClient
 from phoenix.pve.locks import StaleLockError
+
+if TYPE_CHECKING:
+    from phoenix.apply.delivery import SnippetDelivery
+    from phoenix.apply.journal import Journal
+    from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
+    from phoenix.template.provision import TemplateResult
 
 SHUTDOWN_TIMEOUT_S = 60
 LOCK_WAIT_S = 120
+
+
+class Reporter(Protocol):
+    """How apply reports progress (``phoenix.apply.report.ApplyReporter`` on a console)."""
+
+    def chain_started(self, rc: ResourceChange) -> None: ...
+    def chain_finished(self, rc: ResourceChange, seconds: float) -> None: ...
+    def chain_skipped(self, rc: ResourceChange, because: str) -> None: ...
+    def step_started(self, rc: ResourceChange, step: Step) -> None: ...
+    def step_finished(self, rc: ResourceChange, step: Step, seconds: float) -> None: ...
+    def step_failed(self, rc: ResourceChange, step: Step, message: str) -> None: ...
+    def progress(self, rc: ResourceChange, message: str) -> None: ...
+    def note(self, message: str) -> None: ...
 
 
 @dataclass
 class ApplyRuntime:
     """What all chains of one apply share."""
 
-    client: Any
-    cfg: Any
-    journal: Any
-    reporter: Any
-    snippets: Any                                   # snippet backend (phoenix.snippets)
-    provision_template: Callable[..., Any]          # (client, spec, reporter=callable(line)) -> TemplateResult
+    client: PVEClient
+    cfg: "DesiredConfig"
+    journal: "Journal"
+    reporter: "Reporter"
+    snippets: "SnippetDelivery"
+    provision_template: Callable[[PVEClient, "TemplateSpec", Callable[[str], None]], "TemplateResult"]
     unlock_stale: bool = False                      # --unlock-stale: clear locks of our VMs whose task died
     stop: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: start no further step
 
@@ -62,7 +81,7 @@ class ChainContext:
     instance_before_reboot: str | None = None      # the guest's cloud-init instance-id before a reboot
 
     @property
-    def client(self) -> Any:
+    def client(self) -> PVEClient:
         return self.runtime.client
 
     @property
@@ -92,8 +111,11 @@ class ChainContext:
                 return None
             raise
 
-    def vm(self) -> Any:
-        return self.runtime.cfg.vm(self.rc.vmid)
+    def vm(self) -> "VMSpec":
+        vm = self.runtime.cfg.vm(self.rc.vmid)
+        if vm is None:
+            raise PhoenixError(f"VM {self.rc.vmid} is not declared in the desired-state file")
+        return vm
 
     def progress(self, message: str) -> None:
         self.runtime.reporter.progress(self.rc, message)
@@ -107,6 +129,8 @@ class ChainContext:
 
 def provision_template(ctx: ChainContext, step: ProvisionTemplate) -> None:
     spec = ctx.runtime.cfg.template(step.vmid)
+    if spec is None:
+        raise PhoenixError(f"template {step.vmid} is not declared in the desired-state file")
     ctx.runtime.journal.begin(spec.vmid, "template", spec.name, ctx.node)
     try:
         result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
@@ -118,7 +142,7 @@ def provision_template(ctx: ChainContext, step: ProvisionTemplate) -> None:
         result = ctx.runtime.provision_template(ctx.client, spec, ctx.progress)
     ctx.outputs = TemplateOutputs(agent_baked=bool(result.agent_baked))
     ctx.done({"name": spec.name, "image": spec.image.url, "agent_baked": ctx.outputs.agent_baked},
-             node=getattr(result, "node", None) or ctx.node)
+             node=result.node or ctx.node)
 
 
 # --- VM lifecycle ----------------------------------------------------------------------------------
@@ -148,7 +172,8 @@ def clone(ctx: ChainContext, step: Clone) -> None:
 def wait_unlocked(ctx: ChainContext, timeout: float = LOCK_WAIT_S) -> dict[str, Any]:
     """PVE holds ``lock: clone`` until the clone task ends; wait for it to clear (bounded); a lock
     whose task died is reported at once (phoenix.pve.locks)."""
-    config = pve_locks.wait_unlocked(ctx.client, ctx.node, ctx.rc.vmid, timeout=timeout, on_wait=ctx.progress)
+    config: dict[str, Any] = pve_locks.wait_unlocked(ctx.client, ctx.node, ctx.rc.vmid, timeout=timeout,
+                                                     on_wait=ctx.progress)
     ctx.known_config = config
     return config
 
@@ -232,8 +257,9 @@ def stop(ctx: ChainContext, step: Step) -> None:
 def destroy(ctx: ChainContext, step: Step) -> None:
     """Idempotent: a VM already gone (an earlier, interrupted destroy) is simply done."""
     if ctx.status() is not None:
+        params: dict[str, Any] = {"purge": 1, "destroy-unreferenced-disks": 1}
         try:
-            ctx.client.run_task("DELETE", ctx.path, purge=1, **{"destroy-unreferenced-disks": 1})
+            ctx.client.run_task("DELETE", ctx.path, **params)
         except PVEApiError as exc:
             if "does not exist" not in exc.message:
                 raise

@@ -6,6 +6,8 @@ then on phoenix may change or delete it; a VM another phoenix state owns is refu
 
 from __future__ import annotations
 
+from typing import Literal
+
 from phoenix.commands.context import Context, read_facts
 from phoenix.diff.views import actual_view
 from phoenix.errors import PhoenixError
@@ -36,7 +38,7 @@ def import_command(ctx: Context, vmid: int) -> int:
             if not owned.ours:
                 conn.client.put(f"/nodes/{vm_facts.node}/qemu/{vmid}/config",
                                 description=with_marker(vm_facts.config.get("description"), state.lineage, vmid))
-        kind = "template" if vm_facts.template else "vm"
+        kind: Literal["template", "vm"] = "template" if vm_facts.template else "vm"
         declared = facts.cfg.vm(vmid)
         template_vmid = declared.clone_from_vmid if declared else None
         attributes = actual_view(vm_facts.config, vm_facts.status) if kind == "vm" else {"name": vm_facts.name}

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import sys
+from typing import TextIO
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _say(line: str, stream=None) -> None:
+def _say(line: str, stream: "TextIO | None" = None) -> None:
     """One line, flushed at once so problems and the summary never interleave out of order; what
     came from the file is printed as text (control characters escaped)."""
     from phoenix.text import printable

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional, get_args
+from typing import Any, Callable, Literal, Optional, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -77,7 +77,7 @@ def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] 
     warnings: list[Problem] = []
     problems: list[Problem] = control_problems(data)
     where: Callable[[str], str] = lambda p: p
-    form = "native"
+    form: Literal["native", "legacy"] = "native"
     if legacy.is_legacy(data):
         form = "legacy"
         converted = legacy.normalise(data)

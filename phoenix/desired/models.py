@@ -7,7 +7,7 @@ with a "did you mean" hint instead of a silently ignored setting.  Checks that s
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
@@ -19,7 +19,7 @@ MAX_NICS = 32        # PVE's net0..net31 / ipconfig0..ipconfig31
 DISK_SLOT = r"scsi(?:[1-9]|[12][0-9]|30)|virtio(?:[0-9]|1[0-5])|sata[0-5]"
 
 
-def _secret(check):
+def _secret(check: Callable[[str], object]) -> Callable[[SecretStr], SecretStr]:
     """Run ``check`` on the secret's value without ever exposing it in a repr."""
 
     def run(secret: SecretStr) -> SecretStr:
@@ -317,7 +317,7 @@ DEFAULTS_FIELDS = frozenset(VMDefaults.model_fields)
 VM_FIELDS = frozenset(VMIn.model_fields)
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The JSON Schema of the native form, for editors (``phoenix schema``)."""
     schema = DesiredIn.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -58,7 +58,7 @@ def _identical(a: Any, b: Any) -> bool:
         return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
-    return a == b
+    return bool(a == b)
 
 
 def diff_resource(desired: dict[str, Any], actual: dict[str, Any] | None,

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
+from phoenix.pve.inventory import Inventory, VMFacts
+from phoenix.state.model import ResourceState, State
+
 from phoenix.diff.attributes import (BY_NAME, CLOUDINIT, CONFIGURED, GIB, REMOVABLE, RESIZABLE, disk_change_problem,
                                      disk_only_grew, disk_size_bytes)
 from phoenix.diff.engine import AttributeChange, diff_resource
@@ -39,7 +43,7 @@ class PlanError(PhoenixError):
     """The desired state cannot be reached from here (e.g. shrinking a disk): named per VM."""
 
 
-def build_plan(cfg: Any, state: Any, inventory: Any, options: PlanOptions | None = None,
+def build_plan(cfg: DesiredConfig, state: State, inventory: Inventory, options: PlanOptions | None = None,
                desired_fingerprint: str = "", outdated_templates: dict[int, str] | None = None) -> Plan:
     """``outdated_templates`` (vmid → reason) become warnings: phoenix never rebuilds a template silently."""
     options = options or PlanOptions()
@@ -57,9 +61,9 @@ def build_plan(cfg: Any, state: Any, inventory: Any, options: PlanOptions | None
 
 
 class _Builder:
-    def __init__(self, cfg: Any, state: Any, inventory: Any, options: PlanOptions):
+    def __init__(self, cfg: DesiredConfig, state: State, inventory: Inventory, options: PlanOptions):
         self.cfg, self.state, self.inv, self.options = cfg, state, inventory, options
-        self.records: dict[int, Any] = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
+        self.records: dict[int, ResourceState] = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
         self.nodes = sorted(getattr(inventory, "nodes", []) or [])
         self.lineage = getattr(state, "lineage", "")
         self.problems: list[str] = []
@@ -110,11 +114,11 @@ class _Builder:
             raise PlanError("; ".join(self.problems))
 
     # --- templates ---------------------------------------------------------------------------
-    def template_node(self, spec: Any | None) -> str:
+    def template_node(self, spec: TemplateSpec | None) -> str:
         """Where a template is (to be) built: its declared node, else the cluster's first node."""
         return (spec.node if spec is not None else None) or (self.nodes[0] if self.nodes else "pve")
 
-    def template_change(self, spec: Any) -> ResourceChange | None:
+    def template_change(self, spec: TemplateSpec) -> ResourceChange | None:
         facts = self.inv.vms.get(spec.vmid)
         node = facts.node if facts else self.template_node(spec)
         rc = ResourceChange(address=f"template.{spec.vmid}", vmid=spec.vmid, kind="template", name=spec.name,
@@ -136,7 +140,7 @@ class _Builder:
         return rc
 
     # --- VMs ---------------------------------------------------------------------------------
-    def vm_change(self, vm: Any, creating_templates: set[int]) -> tuple[ResourceChange, Drift | None]:
+    def vm_change(self, vm: VMSpec, creating_templates: set[int]) -> tuple[ResourceChange, Drift | None]:
         facts = self.inv.vms.get(vm.vmid)
         record = self.records.get(vm.vmid)
         template_facts = self.inv.vms.get(vm.clone_from_vmid)
@@ -269,7 +273,7 @@ class _Builder:
         if not rc.blocked:
             rc.notes.extend(notes)
 
-    def create_steps(self, vm: Any, node: str, template_node: str, template_facts: Any,
+    def create_steps(self, vm: VMSpec, node: str, template_node: str, template_facts: VMFacts | None,
                      desired: dict[str, Any], baked: bool | None) -> list[Step]:
         steps: list[Step] = [Clone(source=vm.clone_from_vmid, source_node=template_node, newid=vm.vmid, name=vm.name,
                                    full=bool(vm.full_clone), target=node if node != template_node else None,
@@ -289,7 +293,7 @@ class _Builder:
             steps = guest_rules.finish_with_guest(steps, self.guest_timeout(vm), start=True)
         return steps
 
-    def config_steps(self, vm: Any, desired: dict[str, Any], attributes: list[str], baked: bool | None,
+    def config_steps(self, vm: VMSpec, desired: dict[str, Any], attributes: list[str], baked: bool | None,
                      deliver: bool, running: bool) -> list[Step]:
         """Deliver the user-data first (``cicustom`` must name an existing snippet), then one config
         write for every configured attribute; a running VM's cloud-init drive is regenerated so the
@@ -306,7 +310,7 @@ class _Builder:
             steps.append(RegenerateCloudinit(note="takes effect at the next boot"))
         return steps
 
-    def update_steps(self, vm: Any, changed: set[str], actual: dict[str, Any], desired: dict[str, Any],
+    def update_steps(self, vm: VMSpec, changed: set[str], actual: dict[str, Any], desired: dict[str, Any],
                      baked: bool | None, waiting: set[str] = frozenset()) -> tuple[list[Step], str, list[str]]:
         """``waiting``: changed attributes whose declared value is already pending (not written again)."""
         running = actual.get("power") == "running"
@@ -351,7 +355,7 @@ class _Builder:
         return steps, blocked, notes
 
 
-def recorded_view(record: Any) -> dict[str, Any]:
+def recorded_view(record: ResourceState) -> dict[str, Any]:
     """What the state says phoenix applied, in the views' vocabulary (fingerprints included)."""
     view = dict(record.attributes)
     if "user_data" in record.fingerprints:
@@ -361,7 +365,7 @@ def recorded_view(record: Any) -> dict[str, Any]:
     return view
 
 
-def destroy_change(vmid: int, record: Any, facts: Any) -> ResourceChange | None:
+def destroy_change(vmid: int, record: ResourceState | None, facts: VMFacts | None) -> ResourceChange | None:
     """The chain that removes one managed VM or template (``facts`` None: already gone from PVE)."""
     kind = getattr(record, "kind", "vm") if record is not None else ("template" if facts and facts.template else "vm")
     name = (facts.name if facts else None) or getattr(record, "name", "") or str(vmid)
@@ -384,7 +388,7 @@ def destroy_change(vmid: int, record: Any, facts: Any) -> ResourceChange | None:
     return rc
 
 
-def build_destroy_plan(vmids: Iterable[int], state: Any, inventory: Any, force: bool = False) -> Plan:
+def build_destroy_plan(vmids: Iterable[int], state: State, inventory: Inventory, force: bool = False) -> Plan:
     """``phoenix destroy VMID...``: refuses VMs phoenix does not own unless ``force``; a VM already
     gone is "already destroyed" (so an interrupted destroy finishes when run again)."""
     records = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoenix.snippets.base import user_snippet_name
+
+if TYPE_CHECKING:
+    from phoenix.desired.spec import DesiredConfig, VMSpec
 
 KNOWN_AFTER_APPLY = "(known after apply)"
 
@@ -25,7 +28,7 @@ class VMDocuments:
 
     document: dict[str, Any] | None  # the user-data as data; None when it is known only after apply
     cicustom: str | None             # user=<storage>:snippets/<file> (None for the iso backend)
-    vm: Any = field(default=None, repr=False, compare=False)
+    vm: "VMSpec" = field(repr=False, compare=False)
 
     @cached_property
     def fingerprint_source(self) -> str:
@@ -55,17 +58,17 @@ class VMDocuments:
         return build_meta_data(self.vm)
 
 
-def snippets_backend(cfg: Any) -> str:
+def snippets_backend(cfg: "DesiredConfig") -> str:
     return getattr(cfg.defaults, "snippets_backend", "local") or "local"
 
 
-def cicustom_for(cfg: Any, vm: Any) -> str | None:
+def cicustom_for(cfg: "DesiredConfig", vm: "VMSpec") -> str | None:
     if snippets_backend(cfg) == "iso":
         return None
     return f"user={vm.snippets_storage}:snippets/{user_snippet_name(vm.vmid)}"
 
 
-def render_documents(cfg: Any, vm: Any, agent_baked: bool | None) -> VMDocuments:
+def render_documents(cfg: "DesiredConfig", vm: "VMSpec", agent_baked: bool | None) -> VMDocuments:
     """All cloud-init documents of ``vm``; ``agent_baked`` None (at plan time: the template is still to be
     built) leaves the user-data known only after apply."""
     from phoenix.desired.cloudinit import user_data_document

@@ -59,7 +59,7 @@ class PVEApiError(PhoenixError):
         self.path = path
 
     def __str__(self) -> str:
-        return self.text
+        return str(self.text)
 
 
 class PVEConnectionError(PhoenixError):
@@ -240,8 +240,8 @@ class PVEClient:
 
     # --- tasks ----------------------------------------------------------------------------------
 
-    def wait_task(self, upid: str, timeout: float = 600, on_progress: Callable[[dict], None] | None = None,
-                  *, first_interval: float = FIRST, max_interval: float = MAX_INTERVAL) -> dict:
+    def wait_task(self, upid: str, timeout: float = 600, on_progress: Callable[[dict[str, Any]], None] | None = None,
+                  *, first_interval: float = FIRST, max_interval: float = MAX_INTERVAL) -> dict[str, Any]:
         """Poll the task until it stops; return its final status, or raise :class:`TaskFailed`.
 
         Not ``proxmoxer.tools.Tasks.blocking_status``: it polls at one fixed interval and sleeps
@@ -275,7 +275,7 @@ class PVEClient:
             time.sleep(min(next(intervals), remaining))
         exitstatus = str(status.get("exitstatus", ""))
         if exitstatus == "OK" or exitstatus.startswith("WARNINGS"):
-            return status
+            return dict(status)
         raise TaskFailed(upid, exitstatus, self._log_tail(node, upid))
 
     def _log_tail(self, node: str, upid: str, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -294,11 +294,11 @@ class PVEClient:
         return [text for _, text in numbered][-lines:]
 
     def run_task(self, method: str, path: str, *, task_timeout: float = 600,
-                 on_progress: Callable[[dict], None] | None = None, **params: Any) -> dict:
+                 on_progress: Callable[[dict[str, Any]], None] | None = None, **params: Any) -> dict[str, Any]:
         """Request + wait.  A task that failed on a transient cause (a lock timeout inside the
         worker) is started again per policy; the request itself retries only when it failed."""
 
-        def attempt() -> dict:
+        def attempt() -> dict[str, Any]:
             upid = self.request(method, path, **params)
             if upid is None:  # e.g. PUT /config or POST with background_delay: done synchronously
                 return {"status": "stopped", "exitstatus": "OK", "upid": None}

@@ -13,6 +13,7 @@ comma-separated ``key=value`` pairs, at most one bare value which belongs to the
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote, unquote
 
@@ -82,7 +83,7 @@ def parse(text: str, default_key: str | None = None) -> dict[str, str]:
     return result
 
 
-def format(values: dict[str, object], default_key: str | None = None) -> str:  # noqa: A001 - mirrors PVE's name
+def format(values: Mapping[str, object], default_key: str | None = None) -> str:  # noqa: A001 - mirrors PVE's name
     """Print ``values`` the way PVE does: default key's bare value first, then ``key=value`` sorted.
 
     ``None`` values are left out; booleans print as ``1``/``0``.  A default value that contains
@@ -167,7 +168,7 @@ def parse_net(text: str) -> dict[str, str]:
     return result
 
 
-def format_net(values: dict[str, object]) -> str:
+def format_net(values: Mapping[str, object]) -> str:
     """Inverse of :func:`parse_net`: ``model=MAC`` first (when a MAC is known), other keys sorted."""
     rest = {k: v for k, v in values.items() if k not in ("model", "macaddr")}
     model = values["model"]
@@ -183,7 +184,7 @@ def parse_drive(text: str) -> dict[str, str]:
     return parse(text, default_key="file")
 
 
-def format_drive(values: dict[str, object]) -> str:
+def format_drive(values: Mapping[str, object]) -> str:
     """Volume first, options sorted alphabetically (as PVE's ``print_drive``)."""
     return format(values, default_key="file")
 
@@ -199,7 +200,7 @@ def parse_ipconfig(text: str) -> dict[str, str]:
     return values
 
 
-def format_ipconfig(values: dict[str, object]) -> str:
+def format_ipconfig(values: Mapping[str, object]) -> str:
     """Print in PVE's documented order: ``ip``, ``gw``, ``ip6``, ``gw6`` (keys sorted would put gw first)."""
     return ",".join(f"{k}={values[k]}" for k in ("ip", "gw", "ip6", "gw6") if values.get(k) is not None)
 

@@ -41,7 +41,7 @@ _TRANSIENT_MESSAGE_RE = re.compile(
 
 def is_transient_message(message: str | None) -> bool:
     """True for PVE messages that describe a lock or connection that may free up (see module doc)."""
-    return bool(message) and bool(_TRANSIENT_MESSAGE_RE.search(message))
+    return bool(message) and bool(_TRANSIENT_MESSAGE_RE.search(message or ""))
 
 
 def is_transient_status(status: int, message: str | None) -> bool:
@@ -110,8 +110,8 @@ class RetryPolicy:
         The last exception is re-raised unchanged when attempts or time run out.
         """
         def _before_sleep(state: tenacity.RetryCallState) -> None:
-            if before_sleep is not None and state.outcome is not None:
-                exc = state.outcome.exception()
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if before_sleep is not None and exc is not None:
                 wait = state.next_action.sleep if state.next_action else 0.0
                 before_sleep(exc, state.attempt_number, wait)
 

@@ -182,11 +182,23 @@ class Faults:
 
 
 class Stats:
-    """Counts API calls by ``METHOD template``."""
+    """Counts API calls by ``METHOD template``, and the most requests ever in flight at once (so
+    tests show a client's concurrency without timing it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._in_flight = 0
+        self._peak = 0
+
+    def entered(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+
+    def left(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def count(self, key: str) -> None:
         with self._lock:
@@ -195,10 +207,12 @@ class Stats:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._peak = self._in_flight
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"total": sum(self._counts.values()), "by_endpoint": dict(sorted(self._counts.items()))}
+            return {"total": sum(self._counts.values()), "by_endpoint": dict(sorted(self._counts.items())),
+                    "peak_in_flight": self._peak}
 
 
 def _no_unknown(spec: dict[str, Any], allowed: set[str]) -> None:

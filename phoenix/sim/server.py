@@ -266,6 +266,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return params, files
 
     def _api(self, method: str, rel: str, query: str, body: bytes, upload: Upload | None = None) -> None:
+        stats = self.server.sim.stats
+        stats.entered()
+        try:
+            self._api_call(method, rel, query, body, upload)
+        finally:
+            stats.left()
+
+    def _api_call(self, method: str, rel: str, query: str, body: bytes, upload: Upload | None = None) -> None:
         sim = self.server.sim
         latency = sim.settings.latency_ms + sim.faults.extra_latency_ms
         if latency > 0:

@@ -107,7 +107,7 @@ def task_log(client, node: str, upid: str | None) -> list[str]:
 def download_on_pve(client, node: str, storage_id: str, url: str, filename: str, checksum: Checksum | None,
                     *, verify_certificates: bool = True) -> tuple[str, list[str]]:
     """PVE downloads (and verifies) the image; returns (volid, the task's log lines)."""
-    params = {"url": url, "content": "import", "filename": filename}
+    params: dict[str, str | int] = {"url": url, "content": "import", "filename": filename}
     if checksum is not None:
         params.update({"checksum": checksum.value, "checksum-algorithm": checksum.algorithm})
     if not verify_certificates:

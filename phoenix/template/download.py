@@ -11,7 +11,10 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hasher
 
 import requests
 import urllib3
@@ -31,7 +34,7 @@ class DownloadError(PhoenixError):
     """The image could not be fetched (after resuming as far as the server allowed)."""
 
 
-def hash_file(path: Path, checksum: Checksum, hasher=None) -> "object":
+def hash_file(path: Path, checksum: Checksum, hasher: "Hasher | None" = None) -> "Hasher":
     """Feed ``path`` into ``hasher`` (a new one for ``checksum`` if None) in chunks; return the hasher."""
     hasher = hasher if hasher is not None else checksum.new_hasher()
     with open(path, "rb") as handle:

@@ -84,10 +84,11 @@ def test_policy_is_bounded_by_time():
         raise PVEApiError(503, "down")
 
     policy = RetryPolicy(attempts=1000, max_seconds=0.2, initial_wait=0.05, max_wait=0.05, jitter=0.0)
-    started = time.monotonic()
     with pytest.raises(PVEApiError):
         policy.call(always, retry_if=is_transient_exception)
-    assert time.monotonic() - started < 1.0 and 2 <= len(calls) < 20
+    # Only the time bound can stop it before 1000 attempts: every wait is at least 0.05 s, so within
+    # 0.2 s there is room for at most 5 calls (fewer on a slow machine, never more).
+    assert 1 <= len(calls) <= 5
 
 
 def test_permanent_errors_are_not_retried():

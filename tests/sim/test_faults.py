@@ -21,7 +21,7 @@ def test_stats_count_by_endpoint_template_and_reset(proxmox, sim_server):
     assert stats["by_endpoint"]["GET /nodes/{node}/tasks"] == 2
     assert stats["by_endpoint"]["GET /access/ticket"] == 1
     assert stats["total"] == 3
-    assert _sim(sim_server, "POST", "stats/reset").json() == {"total": 0, "by_endpoint": {}}
+    assert _sim(sim_server, "POST", "stats/reset").json() == {"total": 0, "by_endpoint": {}, "peak_in_flight": 0}
 
 
 def test_endpoint_fault_fails_the_next_n_calls_pve_style(proxmox, sim_server):
