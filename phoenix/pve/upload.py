@@ -44,16 +44,17 @@ class _Body:
         if self._progress is not None and (self._sent - self._reported >= BLOCK or self._sent == self.len):
             self._reported = self._sent
             self._progress(self._sent, self.len)
-        return block
+        return bytes(block)
 
 
 def upload_file(client: PVEClient, node: str, storage: str, path: Path, filename: str,
-                fields: dict[str, Any], progress: Progress | None = None, task_timeout: float = 3600) -> dict:
+                fields: dict[str, Any], progress: Progress | None = None,
+                task_timeout: float = 3600) -> dict[str, Any]:
     """POST ``path`` as ``filename`` to ``/nodes/{node}/storage/{storage}/upload``; wait for the task."""
     api_path = join_path("nodes", node, "storage", storage, "upload")
     session: requests.Session = client._session  # noqa: SLF001 - the client's authenticated session
     base_url = client.api._store["base_url"]      # noqa: SLF001 - proxmoxer exposes no accessor
-    auth = session.auth
+    auth: Any = session.auth                      # proxmoxer's auth object (cookies, TLS and timeout settings)
     ordered = [(key, str(fields[key])) for key in FIELD_ORDER if fields.get(key) is not None]
     ordered += [(key, str(value)) for key, value in fields.items() if key not in FIELD_ORDER and value is not None]
 
