@@ -8,7 +8,7 @@ depend on their template's chain.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import AbstractSet, Any, Iterable
 
 from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
 from phoenix.pve.inventory import Inventory, VMFacts
@@ -24,9 +24,9 @@ from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Drift, Pla
 from phoenix.diff.guest import guest_drift
 from phoenix.plan import guest_rules
 from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Destroy, Forget, ProvisionTemplate, Reboot,
-                                RegenerateCloudinit, RemoveUserData, Resize, RevertPending, Start, Step, Stop)
+                                RegenerateCloudinit, RemoveUserData, Resize, RevertPending, Start, Step, Stop,
+                                WaitGuest)
 from phoenix.plan.recovery import destroy_problem, missing_vm_note, template_verdict, vm_verdict
-from phoenix.state.model import ResourceState
 from phoenix.template.status import agent_baked
 
 
@@ -216,7 +216,8 @@ class _Builder:
             return rc, drift
         if not diff.changes:
             rc.action = UPDATE
-            rc.steps, rc.blocked, notes = [], "", []
+            notes: list[str] = []
+            rc.steps, rc.blocked = [], ""
             self.finish(vm, rc, facts, actual, desired, notes, reverts, guest, tainted)
             return rc, drift
         if "template" in diff.changed_attributes:
@@ -311,7 +312,7 @@ class _Builder:
         return steps
 
     def update_steps(self, vm: VMSpec, changed: set[str], actual: dict[str, Any], desired: dict[str, Any],
-                     baked: bool | None, waiting: set[str] = frozenset()) -> tuple[list[Step], str, list[str]]:
+                     baked: bool | None, waiting: AbstractSet[str] = frozenset()) -> tuple[list[Step], str, list[str]]:
         """``waiting``: changed attributes whose declared value is already pending (not written again)."""
         running = actual.get("power") == "running"
         notes: list[str] = []
@@ -348,7 +349,7 @@ class _Builder:
         if reboot:
             steps = guest_rules.finish_with_guest(steps + [Reboot()], timeout)
             if cloudinit:
-                steps[-1] = type(steps[-1])(timeout=timeout, new_instance=True)
+                steps[-1] = WaitGuest(timeout=timeout, new_instance=True)
         elif "power" in changed and desired.get("power") == "running":
             steps = guest_rules.finish_with_guest(steps, timeout, start=True)
         blocked = "" if steps else "; ".join(notes)

@@ -44,7 +44,7 @@ def _mac(data: dict[str, Any], key: str) -> str:
 def sealed_state(store: Any) -> State:
     """The state, with its plan key on disk: written once (under the lock) if the file lacks one."""
     with store.lock("plan --out"):
-        state = store.read()
+        state: State = store.read()
         if "plan_key" not in state.model_fields_set or state.serial == 0:
             store.write(state)
         return state

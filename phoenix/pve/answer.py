@@ -9,7 +9,7 @@ a missing ``data`` read as "an empty cluster" that plans to create everything ag
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from phoenix.errors import PhoenixError
 from phoenix.text import printable
@@ -37,7 +37,7 @@ def read_body(response: Any, where: str, limit: int = MAX_ANSWER_BYTES) -> bytes
         raise PVEAnswerError(f"{where}: the answer is {_mib(int(length))}, more than the {_mib(limit)} "
                              "phoenix reads from PVE")
     if length is not None and length.strip().isdigit() and "content-encoding" not in response.headers:
-        return response.read(decode_content=True)   # one read: urllib3 stops at (and enforces) the length
+        return cast(bytes, response.read(decode_content=True))   # one read: urllib3 stops at (and enforces) the length
     chunks: list[bytes] = []
     total = 0
     while True:

@@ -213,7 +213,7 @@ class PVEClient:
     def _send(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, str, str, bytes]:
         """One request through the proxmoxer session (auth, CSRF, uploads), the answer read whole (capped)."""
         url = self.api(path.strip("/"))._store["base_url"]
-        payload = {"data": dict(params)} if method in ("POST", "PUT") else {"params": dict(params)}
+        payload: dict[str, Any] = {"data": dict(params)} if method in ("POST", "PUT") else {"params": dict(params)}
         response = self._session.request(method, url, stream=True, allow_redirects=False, **payload)
         body = read_response(response, f"{method} {path}")
         return response.status_code, response.reason or "", response.headers.get("location", ""), body
@@ -359,7 +359,7 @@ def interpret_answer(status: int, reason: str, location: str, body: bytes, metho
     return decode_answer(body, where)
 
 
-class _TicketAuth(ProxmoxHTTPAuth):
+class _TicketAuth(ProxmoxHTTPAuth):  # type: ignore[misc]  # proxmoxer ships no types
     """proxmoxer's ticket auth (cookie + CSRF header), but logging in through phoenix's bounded,
     redirect-free reader — also when proxmoxer renews the ticket after an hour."""
 

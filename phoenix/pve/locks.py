@@ -115,7 +115,7 @@ def wait_unlocked(client: Any, node: str, vmid: int, *, timeout: float, source_v
     next_check = 0.0
     path = f"/nodes/{node}/qemu/{vmid}/config"
     while True:
-        config = client.get(path)
+        config: dict[str, Any] = client.get(path)
         lock = config.get("lock")
         if not lock:
             return config

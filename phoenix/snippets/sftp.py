@@ -160,7 +160,7 @@ def _create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
     attributes = paramiko.SFTPAttributes()
     attributes.st_mode = 0o600
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
-    kind, message = sftp._request(CMD_OPEN, path, flags, attributes)   # paramiko: no public call sends attrs
+    kind, message = sftp._request(CMD_OPEN, path, flags, attributes)  # type: ignore[attr-defined]  # paramiko: no public call sends attrs
     if kind != CMD_HANDLE:
         raise PhoenixError(f"sftp: the server did not open {path}")
     handle = paramiko.SFTPFile(sftp, message.get_binary(), "wb", -1)

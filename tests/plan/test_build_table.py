@@ -20,6 +20,7 @@ from phoenix.plan.build import PlanOptions, build_plan
 from phoenix.plan.documents import render_documents
 from phoenix.plan.steps import Step
 from phoenix.pve.inventory import Inventory, VMFacts
+from phoenix.pve.ownership import with_marker
 from phoenix.state.model import ResourceState, State
 from phoenix.template.status import AGENT_TAG
 
@@ -63,7 +64,8 @@ def facts(world: World, state: State) -> Inventory:
         view = desired_view(vm, docs.cicustom, state.fingerprint(docs.fingerprint_source))
         config = configure_params({k: v for k, v in view.items()
                                    if k not in ("disk_size_gb", "power", "template", "user_data")}, {})
-        config.update(scsi0=f"local-lvm:vm-8001-disk-0,size={vm.disk_size_gb}G", digest="d", **world.pve)
+        config.update(scsi0=f"local-lvm:vm-8001-disk-0,size={vm.disk_size_gb}G", digest="d",
+                      description=with_marker(None, state.lineage, 8001), **world.pve)   # phoenix made it
         vms[8001] = VMFacts(8001, "pve", vm.name, world.status, False, None, config)
         if world.recorded:
             state.put(ResourceState(kind="vm", vmid=8001, name=vm.name, node="pve", template_vmid=8000,
@@ -95,7 +97,7 @@ CONVERGED = document()
 ROWS = [
     Row("nothing exists: the template is built, the VM waits for its chain and learns the agent fact from it",
         document(), World(template=None), "create",
-        ["clone", "resize", "deliver_user_data", "configure", "start", "wait_agent"],
+        ["clone", "resize", "deliver_user_data", "configure", "start", "wait_guest"],
         check=lambda rc: (rc.depends_on == [8000]
                           and args_of(rc.steps, "deliver_user_data")["agent_baked"] is None
                           and args_of(rc.steps, "deliver_user_data")["user_data"] == "(known after apply)")
@@ -110,17 +112,20 @@ ROWS = [
         document(cores=4), World(vm=CONVERGED), "update", [],
         check=lambda rc: ("needs a reboot" in rc.blocked) or pytest.fail(rc.blocked)),
     Row("cores with --allow-reboot: one config write, reboot, wait for the agent",
-        document(cores=4), World(vm=CONVERGED), "update", ["configure", "reboot", "wait_agent"],
+        document(cores=4), World(vm=CONVERGED), "update", ["configure", "reboot", "wait_guest"],
         options=PlanOptions(allow_reboot=True),
         check=lambda rc: args_of(rc.steps, "configure") == {"attributes": {"cores": 4}} or pytest.fail(str(rc))),
     Row("cores on a stopped VM: no reboot needed; it is started as declared",
         document(cores=4), World(vm=CONVERGED, status="stopped"), "update",
-        ["configure", "start", "wait_agent"]),
-    Row("a cloud-init option on a running VM: written, and the drive regenerated for the next boot",
+        ["configure", "start", "wait_guest"]),
+    Row("a cloud-init option on a booted VM: held back, the guest sees it only after a reboot",
+        document(network_config={"ip": "10.0.0.6/24", "gw": "10.0.0.1"}), World(vm=CONVERGED), "update", [],
+        check=lambda rc: "--allow-reboot" in rc.blocked or pytest.fail(str(rc))),
+    Row("a cloud-init option with --allow-reboot: written, rebooted (PVE regenerates the drive), new seed awaited",
         document(network_config={"ip": "10.0.0.6/24", "gw": "10.0.0.1"}), World(vm=CONVERGED), "update",
-        ["configure", "regenerate_cloudinit"],
+        ["configure", "reboot", "wait_guest"], PlanOptions(allow_reboot=True),
         check=lambda rc: args_of(rc.steps, "configure") == {"attributes": {"ipconfig0": "ip=10.0.0.6/24,gw=10.0.0.1"}}
-        or pytest.fail(str(rc))),
+        and rc.steps[-1].args.get("new_instance") is True or pytest.fail(str(rc))),
     Row("tags dropped from the file are removed from PVE", document(tags=[]), World(vm=CONVERGED), "update",
         ["configure"], check=lambda rc: args_of(rc.steps, "configure") == {"attributes": {"tags": None}}
         or pytest.fail(str(rc))),
@@ -133,7 +138,7 @@ ROWS = [
         or pytest.fail(str(rc))),
     Row("another template means a new VM: held back without --replace", document(clone_from_vmid=9000),
         World(vm=CONVERGED), "replace", ["stop", "destroy", "clone", "resize", "deliver_user_data", "configure",
-                                         "start", "wait_agent"],
+                                         "start", "wait_guest"],
         check=lambda rc: "--replace 8001" in rc.blocked or pytest.fail(rc.blocked)),
     Row("a VM that left the file is destroyed", {**document(), "vms": []}, World(vm=CONVERGED), "delete",
         ["stop", "destroy", "remove_user_data", "forget"]),
