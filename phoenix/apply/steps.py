@@ -200,7 +200,8 @@ def configure(ctx: ChainContext, step: Configure) -> None:
     (``phoenix.diff.attributes``) says how each one is written."""
     config = ctx.config()
     params = configure_params(step.attributes, config)
-    volumes = {propstr.parse_drive(str(config[k])).get("file") for k in step.destroy_volumes if config.get(k)}
+    volumes = {str(file) for k in step.destroy_volumes if config.get(k)
+               for file in [propstr.parse_drive(str(config[k])).get("file")] if file}
     if params:
         ctx.client.put(f"{ctx.path}/config", digest=config.get("digest"), **params)
         ctx.known_config = None               # PVE normalises what it stores (MACs, drive options)

@@ -117,7 +117,7 @@ def _unique_disk_slots(data: dict[str, Any], where: Callable[[str], str]) -> lis
 
 def _balloon_within_memory(data: dict[str, Any], where: Callable[[str], str]) -> list[Problem]:
     """The balloon's minimum cannot exceed the VM's memory."""
-    defaults = data.get("vm_defaults") if isinstance(data.get("vm_defaults"), dict) else {}
+    defaults: dict[str, Any] = data["vm_defaults"] if isinstance(data.get("vm_defaults"), dict) else {}
     problems: list[Problem] = []
     for path, entry in _entries(data, "vms"):
         balloon = _int(entry.get("balloon_mb"))

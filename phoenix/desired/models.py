@@ -42,7 +42,7 @@ IPv6 = Annotated[str, AfterValidator(v.check_ipv6)]
 Mac = Annotated[str, AfterValidator(v.check_mac)]
 VlanTag = Annotated[int, Field(ge=1, le=4094)]
 Mtu = Annotated[int, Field(ge=576, le=65520)]
-NicModel = Literal[NET_MODELS]
+NicModel = Literal[NET_MODELS]  # type: ignore[valid-type]  # the names live in one tuple; pydantic checks them
 FeatureName = Annotated[str, AfterValidator(v.check_feature_name)]
 Tag = Annotated[str, AfterValidator(v.check_tag)]
 StorageId = Annotated[str, AfterValidator(v.check_storage_id)]
