@@ -115,7 +115,7 @@ def as_reporter(reporter) -> Reporter:
         return ConsoleReporter()
     if isinstance(reporter, Reporter):
         return reporter
-    if hasattr(reporter, "note") and not hasattr(reporter, "info"):   # the apply's ConsoleReporter
+    if hasattr(reporter, "note") and not hasattr(reporter, "info"):   # the apply's ApplyReporter
         return Reporter(lambda line: reporter.note(markup_safe(line)), console=getattr(reporter, "console", None))
     if hasattr(reporter, "info"):
         adapted = Reporter(reporter.info)
