@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Iterator
 
 from phoenix.commands.environment import Connection, RealPVE
-from phoenix.pve.client import PVEClient
-from phoenix.pve.settings import ConnectionSettings
 from phoenix.template.simulated import OfflineStandIns
 
 SIM_TASK_SCALE_ENV = "PHOENIX_SIM_TASK_SCALE"
@@ -44,14 +42,16 @@ class EmbeddedSimulator:
                        guest_image=Path(guest_image) if guest_image else None) as server:
             Console(stderr=True, highlight=False, soft_wrap=True).print(
                 f"[dim]using the embedded Proxmox VE simulator ({self.data_dir}, {server.endpoint})[/dim]")
-            settings = ConnectionSettings.from_env({
+            # Connected like any PVE (the simulator itself never imports phoenix.pve).
+            own = RealPVE(env={
                 "PROXMOX_VE_ENDPOINT": server.endpoint,
                 "PROXMOX_VE_API_TOKEN": server.api_token,
                 "PROXMOX_VE_CA_FILE": str(server.ca_file),
             })
             model = server.sim.model
-            with PVEClient.connect(settings) as client:
-                yield Connection(client, storage_roots=lambda node, storage: model.storage_root(storage, node),
+            with own.connect() as connection:
+                yield Connection(connection.client,
+                                 storage_roots=lambda node, storage: model.storage_root(storage, node),
                                  stand_ins=OfflineStandIns())
 
 
