@@ -1,13 +1,14 @@
 """The story inside a booted Debian guest: the real CLI against `phoenix sim serve --guest-image`.
 
-Steps 1, 2 and 5 of issue 13's end-to-end test (apply, what the guest shows through the agent and over
-SSH, destroy).  Steps 3 and 4 (reboot on an address change by `apply --allow-reboot`, a failing feature
-reported by apply) and the status-file / `plan --guest` checks need the guest-facts work of issue 12.
+Issue 13's end-to-end test: (1) apply, (2) what the guest shows through the agent, over SSH and in
+phoenix's status file, `plan --guest` "No changes.", (3) an address change held back, then applied by
+`apply --allow-reboot` (a reboot, a new instance-id, the new address, the same SSH host key), (4) a
+failing feature reported by apply with its name, exit code and log tail, (5) destroy.
 
-Slow (the guest runs under TCG on CI's 2 cores): about 15-25 minutes including the image build on a
-cold cache (README "A real guest behind the simulator").  Run it alone with
-``python -m pytest -q tests/guest -m slow``.  A failing run prints the tail of the guest's serial
-console (``<data dir>/qemu/<vmid>/console.log``) and of the simulator's output.
+Slow (the guest runs under TCG on CI's 2 cores): about 17 minutes (994 s) with the image cached, plus
+4-9 minutes for the image build on a cold cache (README "A real guest behind the simulator").  Run it
+alone with ``python -m pytest -q -s tests/guest/test_real_guest.py``.  A failing run prints the tail of
+the guest's serial console (``<data dir>/qemu/<vmid>/console.log``) and of the simulator's output.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ PASSWORD_HASH = ("$6$Phx3xampl$PluJTTI9u4rz.gQEtphO3az.Vi.sW8L1QBu8wZec1UT.VHo3z
                  "NiSGPE.")
 GUEST_WAIT_S = 1500            # TCG on a busy 2-core machine: boot + cloud-init took up to ~10 min when measured
 MARKER = "/var/lib/phoenix/marker"
+STATUS_FILE = "/var/lib/phoenix/status.json"
 
 
 def _missing_tools() -> list[str]:
@@ -269,10 +271,48 @@ def _the_story(story: Story) -> None:
     assert any(a["ip-address"] == "10.0.0.101" for i in interfaces for a in i.get("ip-addresses", []))
     assert story.vm.agent("get-host-name").get()["result"] == {"host-name": "guest-vm-01"}
     # ... and through SSH with the declared key on the forwarded port.
-    output, _ = story.ssh("hostname -f; cat " + MARKER)
+    output, host_key = story.ssh("hostname -f; cat " + MARKER)
     assert output == "guest-vm-01.lab.example.org\nmarker from guest-vm-01\n"
-    result = story.cli("plan", "--detailed-exitcode")
+    # ... and phoenix's own record of the features, written by its runner under this boot's instance-id.
+    status = json.loads(story.read_file(STATUS_FILE))
+    instance_id = story.read_file("/run/cloud-init/.instance-id").strip()
+    assert status["instance_id"] == instance_id
+    assert {f["name"]: f.get("exit_code") for f in status["features"]} == {"base": 0, "marker": 0}
+    result = story.cli("plan", "--guest", "--detailed-exitcode")
     assert result.returncode == 0 and "No changes." in result.stdout
+
+    # 3. A new address: held back on the booted VM, then applied with a reboot.
+    story.desired["vms"][0]["network_config"]["ip"] = "10.0.0.111/24"
+    story.write()
+    result = story.cli("plan", "--guest")
+    assert result.returncode == 0 and "held back" in result.stdout and "--allow-reboot" in result.stdout
+    old_pid = story.vm.status.current.get()["pid"]
+    result = story.cli("apply", "--auto-approve", "--allow-reboot")
+    assert result.returncode == 0 and "rebooting" in result.stdout, result.stdout
+    assert story.vm.status.current.get()["pid"] != old_pid            # a new QEMU process: a real reboot
+    second, new_instance_id = story.wait_for_cloud_init()
+    assert second["v1"]["errors"] == [] and new_instance_id != instance_id
+    assert "inet 10.0.0.111/24" in story.run("ip", "-4", "-o", "addr", "show")[1]
+    output, new_host_key = story.ssh("hostname")
+    assert output == "guest-vm-01\n" and new_host_key == host_key     # ssh_deletekeys: false
+    result = story.cli("plan", "--guest", "--detailed-exitcode")
+    assert result.returncode == 0 and "No changes." in result.stdout
+
+    # 4. A feature that fails (not the last one): apply fails this VM naming it, its exit code and log tail.
+    (story.config.parent / "features" / "broken.sh").write_text(
+        "#!/bin/sh\necho 'fetching the release list'\necho 'curl: (6) Could not resolve host: example.invalid'\n"
+        "exit 6\n")
+    story.desired["vms"][0]["features"] = ["base", "broken", "marker"]
+    story.write()
+    result = story.cli("apply", "--auto-approve", "--allow-reboot")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "feature broken failed (exit 6)" in output and "Could not resolve host: example.invalid" in output
+    status = json.loads(story.read_file(STATUS_FILE))
+    assert {f["name"]: f.get("exit_code") for f in status["features"]} == {"base": 0, "broken": 6,
+                                                                                "marker": 0}
+    result = story.cli("plan")
+    assert "tainted" in result.stdout
 
     # 5. destroy: the VM, its overlay disk and its QEMU process are gone.
     result = story.cli("destroy", str(VMID), "--auto-approve")
