@@ -22,8 +22,11 @@ SUDO_RULE = "ALL=(ALL) NOPASSWD:ALL"
 USER_GROUPS = ["adm", "sudo"]
 
 
-class _Dumper(yaml.SafeDumper):
-    """Safe dumper that prints multi-line strings (feature scripts) as readable ``|`` blocks."""
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Safe dumper that prints multi-line strings (feature scripts) as readable ``|`` blocks.
+
+    libyaml's emitter when PyYAML has it: 25x faster than the pure-Python one (7 ms per VM, most of a
+    large apply's CPU); same text, except that it escapes characters beyond the BMP (same data)."""
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:

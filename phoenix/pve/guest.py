@@ -100,12 +100,16 @@ def ipv4_on_mac(interfaces: Any, mac: str | None) -> tuple[str, ...]:
     return ()
 
 
-def _runner_facts(client: Any, node: str, vmid: int) -> dict[str, Any]:
-    """instance-id, cloud-init's result and the status file (3 file reads)."""
+_UNREAD = object()
+
+
+def _runner_facts(client: Any, node: str, vmid: int, result: Any = _UNREAD) -> dict[str, Any]:
+    """instance-id, cloud-init's result (unless the caller just read it) and the status file (3 file reads)."""
     facts: dict[str, Any] = {}
     instance = read_file(client, node, vmid, INSTANCE_ID_PATH)
     facts["instance_id"] = instance.strip()[:200] if instance else None
-    result = read_file(client, node, vmid, CLOUD_INIT_RESULT)
+    if result is _UNREAD:
+        result = read_file(client, node, vmid, CLOUD_INIT_RESULT)
     facts["cloud_init_done"] = result is not None
     facts["cloud_init_errors"] = tuple(parse_cloud_init_result(result)) if result is not None else ()
     status = read_file(client, node, vmid, STATUS_PATH)
@@ -113,8 +117,10 @@ def _runner_facts(client: Any, node: str, vmid: int) -> dict[str, Any]:
     return facts
 
 
-def read_guest(client: Any, node: str, vmid: int, mac: str | None = None) -> GuestFacts:
-    """Everything ``plan --guest`` compares: 5 agent calls for a VM whose agent answers, 1 otherwise."""
+def read_guest(client: Any, node: str, vmid: int, mac: str | None = None,
+               runner: dict[str, Any] | None = None) -> GuestFacts:
+    """Everything ``plan --guest`` compares: 5 agent calls for a VM whose agent answers, 1 otherwise
+    (2 when the caller just read the ``runner`` facts)."""
     base = _base(node, vmid)
     try:
         interfaces = (client.get(f"{base}/network-get-interfaces") or {}).get("result")
@@ -124,7 +130,7 @@ def read_guest(client: Any, node: str, vmid: int, mac: str | None = None) -> Gue
         raise
     hostname = ((client.get(f"{base}/get-host-name") or {}).get("result") or {}).get("host-name")
     try:
-        runner = _runner_facts(client, node, vmid)
+        runner = runner if runner is not None else _runner_facts(client, node, vmid)
     except StatusError as exc:
         return GuestFacts(vmid=vmid, agent=True, problem=str(exc), hostname=hostname,
                           ipv4=ipv4_on_mac(interfaces, mac))
@@ -174,7 +180,8 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
     the one of the instance-id cloud-init runs under now; ``not_instance``: after a reboot for a
     cloud-init change, that instance-id must have been replaced.  Returns the guest's facts.
 
-    While the agent is silent this costs one ping per poll; then one or three file reads."""
+    While the agent is silent this costs one ping per poll; then one file read per poll until
+    cloud-init is done, then two more and the interfaces and host name."""
     clock = _Clock(timeout, progress)
     base = _base(node, vmid)
     while True:
@@ -188,8 +195,9 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
                        f"VM {vmid}: the guest agent did not answer within {{timeout}}s ({exc.message})")
     while True:
         try:
-            if read_file(client, node, vmid, CLOUD_INIT_RESULT) is not None:
-                runner = _runner_facts(client, node, vmid)
+            result = read_file(client, node, vmid, CLOUD_INIT_RESULT)
+            if result is not None:
+                runner = _runner_facts(client, node, vmid, result)
                 new_instance = not_instance is None or runner["instance_id"] != not_instance
                 status = runner["status"]
                 if new_instance and not (status and status.instance_id == runner["instance_id"]
@@ -206,7 +214,7 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
             status = None
         clock.tick(f"waiting for cloud-init{_features_line(status)}",
                    f"VM {vmid}: cloud-init did not finish within {{timeout}}s")
-    return read_guest(client, node, vmid, mac)
+    return read_guest(client, node, vmid, mac, runner)
 
 
 def rerun_features(client: Any, node: str, vmid: int, features: list[str], *,

@@ -2,8 +2,9 @@
 
 The model is a snapshot, ``cluster.json`` (replaced atomically: temp file, fsync, rename), plus
 an append-only log, ``cluster.log``: each save appends one JSON line with the VMs and volumes that
-changed since the previous save (``Cluster.take_changes``) and the small cluster header when it
-changed, so a save costs O(changed VM), not O(cluster).  When the log outgrows the snapshot a
+changed since the previous save (``Cluster.take_changes``; a VM this process wrote before as just
+its changed top-level fields) and the small cluster header when it changed, so a save costs
+O(changed VM), not O(cluster).  When the log outgrows the snapshot a
 save writes a fresh snapshot and empties the log.  Loading replays the log onto the snapshot;
 every line holds whole records, so replaying a line twice is harmless (a crash between a new
 snapshot and emptying the log), and a torn last line (a process killed mid-write) is ignored.
@@ -110,6 +111,9 @@ class ModelStore:
         self._known: tuple[Any, Any] | None = None     # (snapshot, log) signatures we last saw or wrote
         self._header: Any = None                        # header as last persisted
         self._snapshot_size = 0
+        # Per VM, a hash of each top-level field as this process last wrote it to the log (reset on
+        # every load and snapshot: after someone else's writes only a whole record is safe).
+        self._vm_digests: dict[str, dict[str, int]] = {}
         self.bytes_written = 0                          # snapshot + log bytes (bench figures)
 
     def load_or_create(self, nodes: list[str]) -> Any:
@@ -125,6 +129,7 @@ class ModelStore:
                 snapshot_sig = _signature(os.fstat(handle.fileno()))
                 data = json.load(handle)
             self._snapshot_size = snapshot_sig[2]
+            self._vm_digests = {}
             log_sig = self._replay(data)
             self._known = (snapshot_sig, log_sig)
         model = cluster_class().from_json(data, self.data_dir)
@@ -160,6 +165,9 @@ class ModelStore:
                     vms.pop(vmid, None)
                 else:
                     vms[vmid] = vm
+            for vmid, changed in (entry.get("vm_fields") or {}).items():
+                if vmid in vms:
+                    vms[vmid].update(changed)
             for node, volid, volume in entry.get("volumes") or []:
                 if volume is None:
                     volumes.pop((node, volid), None)
@@ -179,8 +187,11 @@ class ModelStore:
             entry: dict[str, Any] = {}
             if header != self._header:
                 entry["header"] = header
-            if vms:
-                entry["vms"] = vms
+            whole, changed = self._vm_deltas(vms)
+            if whole:
+                entry["vms"] = whole
+            if changed:
+                entry["vm_fields"] = changed
             if volumes:
                 entry["volumes"] = volumes
             if not entry:
@@ -203,8 +214,32 @@ class ModelStore:
             if after[2] > max(LOG_MIN_COMPACT_BYTES, self._snapshot_size):
                 self._snapshot(model)
 
+    def _vm_deltas(self, vms: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Changed VMs as whole records (new, removed, or not written by this process yet) and as
+        only their changed top-level fields: a VM's record carries its cloud-init documents and
+        guest files (~12 KB), while most saves change its status or one config key."""
+        whole: dict[str, Any] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        for vmid, record in vms.items():
+            if record is None:
+                self._vm_digests.pop(vmid, None)
+                whole[vmid] = None
+                continue
+            digests = {key: hash(json.dumps(value, separators=(",", ":"), sort_keys=True))
+                       for key, value in record.items()}
+            known = self._vm_digests.get(vmid)
+            self._vm_digests[vmid] = digests
+            if known is None or known.keys() != digests.keys():
+                whole[vmid] = record
+                continue
+            fields = {key: record[key] for key, digest in digests.items() if known[key] != digest}
+            if fields:
+                changed[vmid] = fields
+        return whole, changed
+
     def _snapshot(self, model: Any) -> None:
         """Write the whole model as the snapshot and empty the log (lock held)."""
+        self._vm_digests = {}                          # the next save of each VM writes it whole
         if hasattr(model, "take_changes"):
             model.take_changes()
             self._header = model.header_json()

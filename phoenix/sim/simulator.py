@@ -56,7 +56,7 @@ class Simulator:
         self.faults = Faults(known)
         self.stats = Stats()
         self.locks = VMLocks()
-        self.tasks = TaskManager(self, self.data_dir / "tasks.json")
+        self.tasks = TaskManager(self, self.data_dir / "tasks.log")
         self.guests: Any = None          # the real-guest backend, only with a guest image
         if settings.guest_image is not None:
             from phoenix.sim.qemu.integration import attach_backend

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -34,6 +35,7 @@ UPID_RE = re.compile(
 MAX_FINISHED_IN_MEMORY = 2000
 MAX_PERSISTED = 300
 MAX_PERSISTED_LOG_LINES = 1000
+COMPACT_FACTOR = 4
 WAIT_FOR_INSTANT_TASKS = 60.0
 
 
@@ -151,8 +153,7 @@ class TaskManager:
         self._pstart_base = random.randint(0x100000, 0x8FFFFFF)
         self._local = threading.local()
         self._archive_write_lock = threading.Lock()
-        self._archive_wanted = 0       # task ends that asked for an archive write
-        self._archive_written = 0      # … of which the file contains
+        self._archive_lines = 0        # lines in the archive log (compacted past COMPACT_FACTOR × MAX_PERSISTED)
         self._load_archive()
 
     # --- spawning ------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class TaskManager:
             spawned.append(task)
         # Recorded while it runs: a simulator killed now shows it after a restart as PVE shows a task
         # whose worker died (stopped, "unexpected status"), and the lock it held stays behind.
-        self._save_archive()
+        self._save_archive(task)
         thread = threading.Thread(target=self._run, args=(task, work, on_failure), name=f"task-{type}-{pid:X}", daemon=True)
         thread.start()
         return upid
@@ -214,7 +215,7 @@ class TaskManager:
             while len(self._finished) > MAX_FINISHED_IN_MEMORY:
                 self._finished.popitem(last=False)
         task.done.set()
-        self._save_archive()
+        self._save_archive(task)
 
     # --- request scoping: at task_scale 0 the HTTP layer waits so tasks look instant ------------
     def begin_request(self) -> None:
@@ -254,37 +255,58 @@ class TaskManager:
         return True
 
     # --- archive -------------------------------------------------------------------------------
-    def _save_archive(self) -> None:
-        """Write the last tasks; group commit: tasks ending while a write is under way share the
-        next one (each write is the whole bounded archive, so 64 chains need not queue 64 writes)."""
+    # An append-only log, one JSON line per task start and end (O(1) per task, not a rewrite of the
+    # whole bounded archive per task); replayed on start-up, the last line of a UPID winning;
+    # rewritten with only the recent tasks when it holds COMPACT_FACTOR times more lines than that.
+    def _save_archive(self, task: Task) -> None:
         if self._archive_file is None:
             return
-        with self._lock:
-            self._archive_wanted += 1
-            wanted = self._archive_wanted
+        line = (json.dumps(task.to_json(), separators=(",", ":")) + "\n").encode("utf-8")
         with self._archive_write_lock:
-            with self._lock:
-                if self._archive_written >= wanted:
-                    return
-                covered = self._archive_wanted
-                recent = list(self._finished.values())[-MAX_PERSISTED:] + list(self._running.values())
-                payload = {"tasks": [t.to_json() for t in recent]}
             try:
-                atomic_write_text(self._archive_file, json.dumps(payload, separators=(",", ":")) + "\n")
+                fd = os.open(self._archive_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    os.write(fd, line)
+                finally:
+                    os.close(fd)
+                self._archive_lines += 1
+                if self._archive_lines > COMPACT_FACTOR * MAX_PERSISTED:
+                    self._compact_archive()
             except OSError:
                 log.warning("could not persist the task archive", exc_info=True)
-            self._archive_written = covered
+
+    def _compact_archive(self) -> None:
+        with self._lock:
+            recent = list(self._finished.values())[-MAX_PERSISTED:] + list(self._running.values())
+            text = "".join(json.dumps(t.to_json(), separators=(",", ":")) + "\n" for t in recent)
+        atomic_write_text(self._archive_file, text)
+        self._archive_lines = len(recent)
 
     def _load_archive(self) -> None:
-        if self._archive_file is None or not self._archive_file.exists():
+        if self._archive_file is None:
             return
+        items: dict[str, dict[str, Any]] = {}
         try:
-            payload = json.loads(self._archive_file.read_text())
-        except (OSError, ValueError):
+            raw = self._archive_file.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError:
             log.warning("ignoring an unreadable task archive %s", self._archive_file)
             return
-        for item in payload.get("tasks", []):
-            fields = parse_upid(item.get("upid", ""))
+        lines = raw.split(b"\n")
+        lines.pop()                                    # b"" after the last newline, or a torn line
+        for line in lines:
+            try:
+                item = json.loads(line)
+            except ValueError:
+                log.warning("task archive %s has a damaged line; ignoring the rest", self._archive_file)
+                break
+            if isinstance(item, dict) and isinstance(item.get("upid"), str):
+                items.pop(item["upid"], None)          # keep the order of the last record
+                items[item["upid"]] = item
+        self._archive_lines = len(lines)
+        for item in list(items.values())[-MAX_PERSISTED:]:
+            fields = parse_upid(item["upid"])
             if fields is None:
                 continue
             task = Task(self, item["upid"], fields)

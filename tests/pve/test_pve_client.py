@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 
 import pytest
 
 from phoenix.errors import PhoenixError
+from phoenix.pve import client as client_module
 from phoenix.pve.client import PVEApiError, PVEClient, PVEConnectionError, TaskFailed, TaskTimeout, join_path
 from phoenix.pve.retry import RetryPolicy
 from phoenix.pve.settings import ConnectionSettings
@@ -138,21 +140,24 @@ def test_failed_task_raises_with_log_tail(client, sim_control, create_vm):
     assert str(error).startswith("task qmstart 150 on pve failed: start failed") and "\n" not in str(error)
 
 
-def test_wait_task_polls_quickly_then_backs_off(client, sim_server, create_vm):
+def test_wait_task_polls_quickly_then_backs_off(client, sim_server, create_vm, monkeypatch):
     create_vm(client, 160)
     sim_server.sim.settings.task_scale = 0.4  # qmstart: 1 s base → 0.4 s
     try:
         upid = client.post("/nodes/pve/qemu/160/status/start")
-        seen = []
-        before, started = client.request_count, time.monotonic()
+        seen, sleeps = [], []
+        clock = types.SimpleNamespace(monotonic=time.monotonic, sleep=lambda s: (sleeps.append(s), time.sleep(s)))
+        monkeypatch.setattr(client_module, "time", clock)      # this module's sleeps only
+        before = client.request_count
         status = client.wait_task(upid, timeout=30, on_progress=seen.append)
-        elapsed = time.monotonic() - started
     finally:
         sim_server.sim.settings.task_scale = 0.0
     assert status["exitstatus"] == "OK"
-    assert 0.3 < elapsed < 1.5  # no whole-second poll interval
     assert seen[-1]["status"] == "stopped" and seen[0]["status"] == "running"
     assert client.request_count - before == len(seen) <= 12
+    # No whole-second poll interval: a short first sleep, then growing ones (the sleeps asked for,
+    # not the wall time, which a loaded machine stretches).
+    assert sleeps and sleeps[0] <= 0.1 and sleeps == sorted(sleeps) and max(sleeps) < 1.0
 
 
 def test_wait_task_timeout(client, sim_server, create_vm):

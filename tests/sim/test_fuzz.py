@@ -77,7 +77,7 @@ def fuzz_target(tmp_path_factory, _sim_seed_dir):
     from phoenix.sim.server import SimServer
 
     data_dir = tmp_path_factory.mktemp("fuzz") / "sim"
-    shutil.copytree(_sim_seed_dir, data_dir, ignore=shutil.ignore_patterns("cluster.json", "cluster.log", "tasks.json", "storage"))
+    shutil.copytree(_sim_seed_dir, data_dir, ignore=shutil.ignore_patterns("cluster.json", "cluster.log", "tasks.log", "storage"))
     server = SimServer(data_dir, task_scale=0.0, auth_fail_delay=0.0).start()
     session = requests.Session()           # verify is passed per request: REQUESTS_CA_BUNDLE would override session.verify
     session.headers["Authorization"] = f"PVEAPIToken={server.api_token}"

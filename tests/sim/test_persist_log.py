@@ -130,3 +130,26 @@ def test_two_simulators_on_one_data_dir_follow_each_others_appends(tmp_path):
     assert second._store.changed_on_disk()                   # it appended after someone else: reload
     second.refresh()
     assert second.model.vms[100].conf["memory"] == "1024" and 101 in second.model.vms
+
+
+def test_a_vm_written_before_is_logged_as_its_changed_fields_only(tmp_path):
+    store = ModelStore(tmp_path / "sim")
+    cluster = _cluster_with(store, 2)
+    vm = cluster.vms[100]
+    vm.ci_generated = {"user": "#cloud-config\n" + "x" * 20000}
+    store.save(cluster)                                      # whole record: this store never wrote it
+    size_whole = store.log_path.stat().st_size
+    vm.status = "running"
+    store.save(cluster)
+    line = store.log_path.read_bytes()[size_whole:]
+    assert json.loads(line) == {"vm_fields": {"100": {"status": "running"}}}
+    assert _reloaded(store) == json.loads(json.dumps(cluster.to_json()))
+    # A store that loaded the files again knows nothing of what was written: the next save is whole.
+    reopened = ModelStore(store.data_dir)
+    model = reopened.load()
+    model.vms[100].conf["cores"] = "8"
+    before = reopened.log_path.stat().st_size
+    reopened.save(model)
+    entry = json.loads(reopened.log_path.read_bytes()[before:])
+    assert set(entry) == {"vms"} and entry["vms"]["100"]["ci_generated"] == vm.ci_generated
+    assert _reloaded(store)["vms"]["100"]["conf"]["cores"] == "8"

@@ -112,14 +112,34 @@ def test_bad_and_unknown_upids(proxmox, upid, message):
         assert caught.value.status_code == 400 and caught.value.errors == {"upid": message}
 
 
+class _RecordingStop:
+    """A task's stop event that records how long each ``task.sleep`` waits."""
+
+    def __init__(self, event: threading.Event, waits: list[float]):
+        self._event, self._waits = event, waits
+
+    def wait(self, seconds: float) -> bool:
+        self._waits.append(seconds)
+        return self._event.wait(seconds)
+
+    def __getattr__(self, name: str):
+        return getattr(self._event, name)
+
+
 def test_task_sleep_scales_with_task_scale(sim_server):
+    waits: list[float] = []
+
+    def work(task):
+        task._stop = _RecordingStop(task._stop, waits)
+        task.sleep(2)
+        task.sleep(0.5)
+
     sim_server.sim.settings.task_scale = 0.1
     try:
-        started = time.monotonic()
-        _spawn_done(sim_server.sim, work=lambda task: task.sleep(2))
-        assert 0.15 <= time.monotonic() - started < 2
+        _spawn_done(sim_server.sim, work=work)
     finally:
         sim_server.sim.settings.task_scale = 0.0
+    assert waits == [pytest.approx(0.2), pytest.approx(0.05)]
 
 
 def test_finished_tasks_survive_a_restart(tmp_path, start_sim, proxmox_for):
@@ -129,6 +149,24 @@ def test_finished_tasks_survive_a_restart(tmp_path, start_sim, proxmox_for):
     client = proxmox_for(start_sim(tmp_path / "sim"))
     assert client.nodes("pve").tasks(upid).status.get()["exitstatus"] == "OK"
     assert client.nodes("pve").tasks(upid).log.get()[0]["t"] == "kept"
+
+
+def test_the_archive_is_appended_per_task_and_compacted_to_the_recent_ones(tmp_path, start_sim, proxmox_for,
+                                                                           monkeypatch):
+    from phoenix.sim import tasks as tasks_module
+    monkeypatch.setattr(tasks_module, "MAX_PERSISTED", 5)
+    server = start_sim(tmp_path / "sim")
+    archive = tmp_path / "sim" / "tasks.log"
+    lines_before = len(archive.read_bytes().splitlines()) if archive.exists() else 0
+    first = _spawn_done(server.sim)
+    assert len(archive.read_bytes().splitlines()) == lines_before + 2     # its start, then its end
+    upids = [_spawn_done(server.sim, work=lambda task, n=n: task.log(f"task {n}")) for n in range(12)]
+    assert len(archive.read_bytes().splitlines()) <= tasks_module.COMPACT_FACTOR * 5 + 2
+    server.stop()
+    client = proxmox_for(start_sim(tmp_path / "sim"))
+    listed = {t["upid"] for t in client.nodes("pve").tasks.get(limit=100)}
+    assert set(upids[-5:]) <= listed and first not in listed
+    assert client.nodes("pve").tasks(upids[-1]).log.get()[0]["t"] == "task 11"
 
 
 # --- locks --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ handlers stay thin.  Callers hold ``sim.mutex`` while they use a Cluster.
 from __future__ import annotations
 
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -20,13 +21,20 @@ from phoenix.sim.model.storage import (
     DEFAULT_STORAGES, FILE_CONTENT_DIRS, STORAGE_TOTAL, VOLID_PREFIX, StorageLayout, Volume,
     file_volume_format, image_volname_info, split_volid,
 )
+from phoenix.sim.model.usage import StorageUsage
 from phoenix.sim.model.vm import VM
 
 __all__ = ["Cluster", "MAC_PREFIX"]
 
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 MAC_PREFIX = "BC:24:11"          # datacenter.cfg mac_prefix default
 NEXTID_RANGE = (100, 1000000)    # datacenter.cfg next-id defaults
 CLUSTER_NAME = "phoenix-sim"
+
+
+def _counted_file(name: str) -> bool:
+    """A file a storage lists as a volume (not a sidecar, not a hidden temp file)."""
+    return not name.endswith(images.SIDECAR_SUFFIX) and not name.startswith(".")
 
 
 class Cluster:
@@ -44,6 +52,8 @@ class Cluster:
         self.created = created
         self.pools = pools or Pools()
         self.layout = StorageLayout(self.data_dir, self.nodes[0])
+        self._usage = StorageUsage()
+        self._macs_taken: set[str] | None = None       # built on the first random_mac
         # Set by a simulator with a real-guest image: does this file hold that image's bytes?
         self.guest_image_match: Callable[[Path], bool] | None = None
 
@@ -125,10 +135,17 @@ class Cluster:
         raise PVEError(f"unable to get any free VMID in range [{lower}, {upper}]\n")
 
     def random_mac(self) -> str:
+        """A new MAC with PVE's prefix.  PVE draws it at random without a check; the simulator also
+        avoids the MACs its VMs had when the model was loaded and those it handed out since (a scan
+        of every config per call made a large clone run quadratic)."""
+        if self._macs_taken is None:
+            self._macs_taken = {m.upper() for vm in self.vms.values() for key, value in vm.conf.items()
+                                if key.startswith("net") for m in _MAC_RE.findall(value)}
         while True:
             tail = ":".join(f"{random.randint(0, 255):02X}" for _ in range(3))
             mac = f"{MAC_PREFIX}:{tail}"
-            if not any(mac in value for vm in self.vms.values() for value in vm.conf.values()):
+            if mac not in self._macs_taken:
+                self._macs_taken.add(mac)
                 return mac
 
     # --- storages --------------------------------------------------------------------------------
@@ -185,7 +202,7 @@ class Cluster:
                 continue
             folder = self.layout.content_dir(sid, node, bool(cfg.get("shared")), content)
             for path in sorted(folder.iterdir()):
-                if not path.is_file() or path.name.endswith(images.SIDECAR_SUFFIX) or path.name.startswith("."):
+                if not path.is_file() or not _counted_file(path.name):
                     continue
                 stat = path.stat()
                 entries.append({"volid": f"{sid}:{VOLID_PREFIX[content]}/{path.name}", "content": content,
@@ -194,12 +211,15 @@ class Cluster:
         return entries
 
     def storage_usage(self, sid: str, node: str) -> tuple[int, int]:
-        """(total, used) bytes of a storage on a node."""
+        """(total, used) bytes of a storage on a node (running totals: model/usage.py)."""
         cfg = self.storage(sid)
         total = STORAGE_TOTAL.get(cfg["type"], 100 << 30)
-        used = sum(v.size for v in self.volumes.values()
-                   if v.storage == sid and v.node == self.vol_node(sid, node) and not v.parent)
-        used += sum(e["size"] for e in self.list_files(sid, node))
+        used = self._usage.volumes_used(self.volumes, self.changes.take_usage(), sid, self.vol_node(sid, node))
+        if "path" in cfg:
+            for content in cfg["content"].split(","):
+                if content in FILE_CONTENT_DIRS:
+                    folder = self.layout.content_dir(sid, node, bool(cfg.get("shared")), content)
+                    used += self._usage.folder_bytes(folder, _counted_file)
         return total, min(used, total)
 
     # --- image volumes ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ bytes are written for them.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from phoenix.sim.core import PVEError
@@ -82,14 +82,19 @@ class Volume(Tracked):
         return bool(re.match(r"^vm-\d+-cloudinit(\.\w+)?$", self.name))
 
     def _mark(self, changes: Changes) -> None:
-        changes.volumes.add((self.node, self.volid))
+        changes.mark("volumes", (self.node, self.volid))
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # Every field is a scalar: no need for asdict's recursive deep copy (a tenth of a large
+        # apply's persistence cost).
+        return {name: getattr(self, name) for name in _VOLUME_FIELDS}
 
     @classmethod
     def from_json(cls, data: dict) -> "Volume":
         return cls(**data)
+
+
+_VOLUME_FIELDS = tuple(f.name for f in fields(Volume) if not f.name.startswith("_"))
 
 
 def split_volid(volid: str) -> tuple[str, str]:

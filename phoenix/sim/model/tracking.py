@@ -21,20 +21,32 @@ from typing import Any
 
 __all__ = ["Changes", "Tracked", "TrackedDict", "TrackedTable"]
 
+_MISSING = object()
+
 
 class Changes:
     """Keys changed since the last :meth:`take` (VMIDs and ``(node, volid)`` pairs)."""
 
-    __slots__ = ("vms", "volumes")
+    __slots__ = ("vms", "volumes", "usage")
 
     def __init__(self) -> None:
         self.vms: set[int] = set()
         self.volumes: set[tuple[str, str]] = set()
+        self.usage: set[tuple[str, str]] = set()     # volumes the storage usage index has not seen yet
+
+    def mark(self, kind: str, key: Any) -> None:
+        getattr(self, kind).add(key)
+        if kind == "volumes":
+            self.usage.add(key)
 
     def take(self) -> tuple[set[int], set[tuple[str, str]]]:
         vms, volumes = self.vms, self.volumes
         self.vms, self.volumes = set(), set()
         return vms, volumes
+
+    def take_usage(self) -> set[tuple[str, str]]:
+        usage, self.usage = self.usage, set()
+        return usage
 
 
 class Tracked:
@@ -43,6 +55,12 @@ class Tracked:
     _tracked_dicts: frozenset[str] = frozenset()
 
     def __setattr__(self, name: str, value: Any) -> None:
+        # Assigning what is already there is not a change: reads that refresh derived fields
+        # (status, uptime) would otherwise put every VM into the next save.
+        current = self.__dict__.get(name, _MISSING)
+        if current is not _MISSING and type(current) is type(value) and current == value \
+                and not isinstance(value, dict):
+            return
         if name in self._tracked_dicts and isinstance(value, dict) and getattr(value, "_owner", None) is not self:
             value = TrackedDict(value, self)
         object.__setattr__(self, name, value)
@@ -132,7 +150,7 @@ class TrackedTable(dict):  # type: ignore[type-arg]
             self[key] = value
 
     def _mark(self, key: Any) -> None:
-        getattr(self._changes, self._kind).add(key)
+        self._changes.mark(self._kind, key)
 
     def __setitem__(self, key: Any, value: Tracked) -> None:
         super().__setitem__(key, value)

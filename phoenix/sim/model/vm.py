@@ -99,7 +99,7 @@ class VM(Tracked):
     snapshots: dict[str, dict[str, str]] = field(default_factory=dict)  # [<snapname>] sections
 
     def _mark(self, changes: Changes) -> None:
-        changes.vms.add(self.vmid)
+        changes.mark("vms", self.vmid)
 
     # --- file ------------------------------------------------------------------------------------
     def render(self) -> str:
