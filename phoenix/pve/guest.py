@@ -10,6 +10,7 @@ tmpfs, so it is always this boot's) and the feature runner's status file (``agen
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,6 +18,7 @@ from typing import Any, Callable
 from phoenix.errors import PhoenixError
 from phoenix.guest.runner import (CLOUD_INIT_RESULT, INSTANCE_ID_PATH, RUNNER_PATH, STATUS_PATH, RunnerStatus,
                                   StatusError, parse_cloud_init_result, parse_status)
+from phoenix.pve.answer import expect_dict, str_field
 from phoenix.pve.client import PVEApiError
 
 __all__ = ["GuestFacts", "GuestNotReady", "read_guest", "read_guests", "wait_for_guest", "rerun_features", "ipv4_on_mac",
@@ -64,6 +66,21 @@ def agent_down(exc: PVEApiError) -> bool:
     return any(text in exc.message for text in _AGENT_DOWN)
 
 
+def _answer(data: Any, where: str) -> dict[str, Any]:
+    """An agent endpoint's ``data``: an object (None, as PVE sends for an empty answer, is one)."""
+    return {} if data is None else expect_dict(data, where)
+
+
+def _address(entry: Any) -> str | None:
+    """``"10.0.0.5/24"`` from one of the guest's ``ip-addresses`` entries, if it is a real IPv4 one."""
+    if not isinstance(entry, dict) or entry.get("ip-address-type") != "ipv4":
+        return None
+    try:
+        return str(ipaddress.IPv4Interface(f"{entry.get('ip-address')}/{int(entry.get('prefix'))}"))
+    except (ValueError, TypeError):
+        return None
+
+
 def _base(node: str, vmid: int) -> str:
     return f"/nodes/{node}/qemu/{vmid}/agent"
 
@@ -71,14 +88,15 @@ def _base(node: str, vmid: int) -> str:
 def read_file(client: Any, node: str, vmid: int, path: str) -> str | None:
     """A small text file from the guest, or None when it does not exist."""
     try:
-        answer = client.get(f"{_base(node, vmid)}/file-read", file=path, count=READ_LIMIT) or {}
+        where = f"{_base(node, vmid)}/file-read"
+        answer = _answer(client.get(where, file=path, count=READ_LIMIT), f"GET {where}")
     except PVEApiError as exc:
         if "No such file" in exc.message:
             return None
         raise
     if answer.get("truncated"):
         raise StatusError(f"{path}: larger than {READ_LIMIT} bytes")
-    content = str(answer.get("content", ""))
+    content = str_field(answer, "content", f"GET {where}", "data", default="")
     try:
         raw = content.encode("latin-1")                  # PVE puts the raw bytes in as code points
     except UnicodeEncodeError:
@@ -95,8 +113,9 @@ def ipv4_on_mac(interfaces: Any, mac: str | None) -> tuple[str, ...]:
             continue
         if mac and str(nic.get("hardware-address", "")).lower() != mac.lower():
             continue
-        return tuple(f"{a.get('ip-address')}/{a.get('prefix')}" for a in nic.get("ip-addresses") or []
-                     if isinstance(a, dict) and a.get("ip-address-type") == "ipv4")[:16]
+        addresses = nic.get("ip-addresses")
+        found = (_address(a) for a in (addresses if isinstance(addresses, list) else []))
+        return tuple(a for a in found if a)[:16]
     return ()
 
 
@@ -123,12 +142,14 @@ def read_guest(client: Any, node: str, vmid: int, mac: str | None = None,
     (2 when the caller just read the ``runner`` facts)."""
     base = _base(node, vmid)
     try:
-        interfaces = (client.get(f"{base}/network-get-interfaces") or {}).get("result")
+        interfaces = _answer(client.get(f"{base}/network-get-interfaces"), f"GET {base}/network-get-interfaces").get("result")
     except PVEApiError as exc:
         if agent_down(exc) or "No QEMU guest agent configured" in exc.message:
             return GuestFacts(vmid=vmid, agent=False, problem=exc.message)
         raise
-    hostname = ((client.get(f"{base}/get-host-name") or {}).get("result") or {}).get("host-name")
+    named = _answer(client.get(f"{base}/get-host-name"), f"GET {base}/get-host-name").get("result")
+    hostname = named.get("host-name") if isinstance(named, dict) else None
+    hostname = hostname if isinstance(hostname, str) else None
     try:
         runner = runner if runner is not None else _runner_facts(client, node, vmid)
     except StatusError as exc:
@@ -223,11 +244,11 @@ def rerun_features(client: Any, node: str, vmid: int, features: list[str], *,
     """Run the feature runner again through ``agent/exec`` (features are idempotent) and wait for it."""
     clock = _Clock(timeout, progress)
     base = _base(node, vmid)
-    pid = (client.post(f"{base}/exec", command=[RUNNER_PATH, *features]) or {}).get("pid")
+    pid = _answer(client.post(f"{base}/exec", command=[RUNNER_PATH, *features]), f"POST {base}/exec").get("pid")
     if not isinstance(pid, int):
         raise PhoenixError(f"VM {vmid}: agent/exec returned no pid")
     while True:
-        answer = client.get(f"{base}/exec-status", pid=pid) or {}
+        answer = _answer(client.get(f"{base}/exec-status", pid=pid), f"GET {base}/exec-status")
         if answer.get("exited"):
             break
         status_text = read_file(client, node, vmid, STATUS_PATH) if clock.waited >= PROGRESS_EVERY_S else None

@@ -185,3 +185,33 @@ def test_wrong_host_name_names_the_host_not_the_ca_file(tmp_path):
         text = error_of(wrong, "/nodes")
     assert "not valid for 127.0.0.1" in text and "PROXMOX_VE_ENDPOINT" in text
     assert "PROXMOX_VE_CA_FILE" not in text
+
+
+AGENT = "/nodes/pve/qemu/100/agent"
+
+
+def _guest_facts(server):
+    from phoenix.pve.guest import read_guest
+    with PVEClient.connect(settings_for(server), policy=POLICY) as client:
+        return read_guest(client, "pve", 100, mac="BC:24:11:00:00:01")
+
+
+def test_guest_agent_answers_of_the_wrong_shape_are_dropped_or_named(server):
+    """A guest is untrusted: garbage addresses and host names are dropped, wrong envelopes named."""
+    nic = {"name": "eth0", "hardware-address": "bc:24:11:00:00:01", "ip-addresses": [
+        {"ip-address-type": "ipv4", "ip-address": "10.0.0.5", "prefix": 24},
+        {"ip-address-type": "ipv4", "ip-address": "\x1b[31mnot-an-ip", "prefix": 24},
+        {"ip-address-type": "ipv4", "ip-address": "10.0.0.6", "prefix": "x" * 100},
+        "not an object", None]}
+    server.behaviours[f"{AGENT}/network-get-interfaces"] = json_answer({"data": {"result": [nic, 7, None]}})
+    server.behaviours[f"{AGENT}/get-host-name"] = json_answer({"data": {"result": {"host-name": ["a", "list"]}}})
+    server.behaviours[f"{AGENT}/file-read"] = json_answer({"data": {"content": "", "truncated": 0}})
+    facts = _guest_facts(server)
+    assert facts.ipv4 == ("10.0.0.5/24",) and facts.hostname is None
+
+    server.behaviours[f"{AGENT}/file-read"] = json_answer({"data": {"content": {"nested": 1}}})
+    with pytest.raises(PhoenixError, match=r"^GET /nodes/pve/qemu/100/agent/file-read: data.content is "):
+        _guest_facts(server)
+    server.behaviours[f"{AGENT}/get-host-name"] = json_answer({"data": ["not", "an", "object"]})
+    with pytest.raises(PhoenixError, match=r"^GET /nodes/pve/qemu/100/agent/get-host-name: data is a array, not an object$"):
+        _guest_facts(server)

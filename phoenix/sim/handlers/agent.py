@@ -9,7 +9,7 @@ seed it booted with).  ``info`` and ``get-osinfo`` answer fixed Debian 12 / QGA 
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Callable
 
 from phoenix.sim.core import PVEError, Request, route
 from phoenix.sim.handlers import _simguest as simulated
@@ -85,14 +85,6 @@ def _forwarded(command: str):
     return handler
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")
-def agent_host_name(req: Request) -> dict:
-    vm, agent = _real_or_modelled(req)
-    if agent is None:
-        return simulated.host_name(req)
-    return _forwarded("guest-get-host-name")(req)
-
-
 # The modelled guest reports itself as the Debian cloud image phoenix's example uses, with QGA 7.2's commands.
 OS_INFO = {"id": "debian", "name": "Debian GNU/Linux", "pretty-name": "Debian GNU/Linux 12 (bookworm)",
            "version": "12 (bookworm)", "version-id": "12", "machine": "x86_64", "kernel-release": "6.1.0-28-cloud-amd64",
@@ -109,16 +101,21 @@ QGA_INFO = {"version": "7.2.11", "supported_commands": [
     {"name": name, "enabled": True, "success-response": name not in NO_SUCCESS_RESPONSE} for name in QGA_COMMANDS]}
 
 
-def _modelled_or_forwarded(command: str, modelled: dict):
-    """A real guest answers ``command``; the modelled one answers ``modelled``."""
+def _modelled_or_forwarded(command: str, modelled: dict | Callable[[Request], dict]):
+    """A real guest answers ``command``; the modelled one answers ``modelled`` (a result, or a
+    handler of the modelled guest that returns the whole answer)."""
+    forwarded = _forwarded(command)
+
     def handler(req: Request) -> dict:
-        vm, agent = _real_or_modelled(req)
-        if agent is None:
-            return {"result": modelled}
-        return _forwarded(command)(req)
+        _vm, agent = _real_or_modelled(req)
+        if agent is not None:
+            return forwarded(req)
+        return modelled(req) if callable(modelled) else {"result": modelled}
     return handler
 
 
+route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")(
+    _modelled_or_forwarded("guest-get-host-name", simulated.host_name))
 route("GET", "/nodes/{node}/qemu/{vmid}/agent/info")(_modelled_or_forwarded("guest-info", QGA_INFO))
 route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo")(_modelled_or_forwarded("guest-get-osinfo", OS_INFO))
 
