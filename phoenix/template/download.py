@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hasher
@@ -25,6 +27,7 @@ from phoenix.template.checksum import Checksum, ChecksumError
 __all__ = ["download_verified", "hash_file", "DownloadError"]
 
 CHUNK = 1 << 20
+SINK_DEPTH = 16          # blocks received but not yet written (each at most CHUNK)
 ATTEMPTS = 4
 
 Progress = Callable[[int, int | None], None]     # (bytes done, total or None)
@@ -109,23 +112,60 @@ def _fetch_into(url: str, part: Path, checksum: Checksum, session: requests.Sess
             on_resume(have)
         total = _total_size(response, have)
         done = have
-        mode = "ab" if have else "wb"
-        try:
-            with open(part, mode) as out:
+        broken = False
+        with open(part, "ab" if have else "wb") as out:
+            sink = _Sink(out, hasher)
+            try:
                 for block in _blocks(response):
-                    out.write(block)
-                    hasher.update(block)
+                    sink.put(block)
                     done += len(block)
                     if progress is not None:
                         progress(done, total)
-                out.flush()
-                os.fsync(out.fileno())
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout, urllib3.exceptions.HTTPError):
-            return hasher, False
-    if total is not None and done < total:
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                    requests.exceptions.Timeout, urllib3.exceptions.HTTPError):
+                broken = True
+            finally:
+                sink.close()                    # every block received is written and hashed first
+            out.flush()
+            os.fsync(out.fileno())
+    if broken or (total is not None and done < total):
         return hasher, False
     return hasher, True
+
+
+class _Sink:
+    """Writes and hashes blocks in a thread of its own while the next block is being received.
+
+    hashlib and file writes release the GIL, so receiving, hashing and writing overlap (done one
+    after the other they cost about a fifth of the throughput curl gets from the same server).
+    The queue is bounded: at most ``SINK_DEPTH`` blocks are in memory."""
+
+    def __init__(self, out: BinaryIO, hasher: "Hasher"):
+        self._out, self._hasher = out, hasher
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=SINK_DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="download-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._out.write(block)
+                    self._hasher.update(block)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the receiving thread
+                    self._error = exc
+
+    def put(self, block: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(block)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _blocks(response: requests.Response):
