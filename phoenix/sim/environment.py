@@ -12,6 +12,7 @@ Both inject the visible offline stand-ins; a real PVE gets neither them nor any 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +64,12 @@ class ServedSimulator:
     def connect(self) -> Iterator[Connection]:
         from phoenix.sim.persist import ModelStore
 
-        model = ModelStore(self.data_dir).load()
+        # Read the served simulator's model only if a step needs a storage directory (delivering a
+        # snippet): a 10,000-VM cluster is ~100 MB of JSON that a plan has no use for.
+        model = functools.cache(lambda: ModelStore(self.data_dir).load())
         with RealPVE().connect() as connection:
-            yield Connection(connection.client, storage_roots=lambda node, storage: model.storage_root(storage, node),
+            yield Connection(connection.client,
+                             storage_roots=lambda node, storage: model().storage_root(storage, node),
                              stand_ins=OfflineStandIns())
 
 

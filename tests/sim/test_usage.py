@@ -70,3 +70,18 @@ def test_a_directory_is_scanned_again_while_its_mtime_is_recent(tmp_path):
     assert usage.folder_bytes(folder, lambda name: True) == 20   # the cached sum (documented limit)
     (folder / "two.iso").write_bytes(b"2" * 5)               # the directory changes: scanned again
     assert usage.folder_bytes(folder, lambda name: True) == 35
+
+
+def test_free_disk_names_come_from_the_index_per_storage_node_and_vmid(tmp_path):
+    cluster = Cluster.create(["pve1", "pve2"], tmp_path)
+    first = cluster.alloc_volume("local-lvm", "pve1", 100, GIB, "raw")
+    cluster.alloc_volume("local-lvm", "pve1", 100, GIB, "raw")
+    cluster.alloc_volume("local-lvm", "pve1", 1000, GIB, "raw")          # another VMID sharing the digits
+    assert cluster.find_free_diskname("local-lvm", "pve1", 100) == "vm-100-disk-2"
+    assert cluster.find_free_diskname("local-lvm", "pve2", 100) == "vm-100-disk-0"   # node-local storage
+    cluster.rename_volume(first, "base-100-disk-0")                        # base names are taken too
+    assert cluster.find_free_diskname("local-lvm", "pve1", 100) == "vm-100-disk-2"
+    cluster.free_volume("pve1", "local-lvm:base-100-disk-0")
+    assert cluster.find_free_diskname("local-lvm", "pve1", 100) == "vm-100-disk-0"
+    cluster.alloc_volume("shared-nfs", "pve1", 100, GIB, "qcow2")
+    assert cluster.find_free_diskname("shared-nfs", "pve2", 100) == "vm-100-disk-1"  # shared: one namespace

@@ -214,7 +214,8 @@ class Cluster:
         """(total, used) bytes of a storage on a node (running totals: model/usage.py)."""
         cfg = self.storage(sid)
         total = STORAGE_TOTAL.get(cfg["type"], 100 << 30)
-        used = self._usage.volumes_used(self.volumes, self.changes.take_usage(), sid, self.vol_node(sid, node))
+        self._usage.sync(self.volumes, self.changes.take_usage())
+        used = self._usage.volumes_used(sid, self.vol_node(sid, node))
         if "path" in cfg:
             for content in cfg["content"].split(","):
                 if content in FILE_CONTENT_DIRS:
@@ -242,11 +243,9 @@ class Cluster:
         return [v for v in self.volumes.values() if v.storage == sid and v.node == key]
 
     def find_free_diskname(self, sid: str, node: str, vmid: int, fmt: str | None = None) -> str:
-        # Only names of this VMID can collide; the substring test skips the regex for the others
-        # (with thousands of volumes the regex per volume made every allocation milliseconds).
-        marker = f"-{vmid}-disk-"
-        used = {image_volname_info(v.volname)["name"].split(".")[0]
-                for v in self.volumes_of(sid, node) if marker in v.volname and image_volname_info(v.volname)}
+        # Only names of this VMID can collide: an index (model/usage.py), not a scan of every volume.
+        self._usage.sync(self.volumes, self.changes.take_usage())
+        used = self._usage.disk_names(sid, self.vol_node(sid, node), vmid)
         for n in range(0, 1000):
             for prefix in ("vm", "base"):
                 if f"{prefix}-{vmid}-disk-{n}" in used:
