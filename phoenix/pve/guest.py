@@ -27,7 +27,8 @@ __all__ = ["GuestFacts", "GuestNotReady", "read_guest", "read_guests", "wait_for
 DEFAULT_GUEST_TIMEOUT_S = 900
 PROGRESS_EVERY_S = 10
 READ_LIMIT = 1 << 20
-MAX_POLL_S = 5.0
+MAX_POLL_S = 2.0     # a guest that is done is noticed within 2 s (a wait of minutes costs a read per 2 s)
+POLL_GROWTH = 1.25
 _AGENT_DOWN = ("QEMU guest agent is not running", "is not running", "got timeout", "guest agent is not enabled")
 
 
@@ -183,7 +184,7 @@ class _Clock:
             self.progress(f"{what} ({self.waited:.0f}s)")
             self.reported = time.monotonic()
         time.sleep(self.interval)
-        self.interval = min(self.interval * 1.5, MAX_POLL_S)
+        self.interval = min(self.interval * POLL_GROWTH, MAX_POLL_S)
 
 
 def _features_line(status: RunnerStatus | None) -> str:
