@@ -77,7 +77,10 @@ def _address(entry: Any) -> str | None:
     if not isinstance(entry, dict) or entry.get("ip-address-type") != "ipv4":
         return None
     try:
-        return str(ipaddress.IPv4Interface(f"{entry.get('ip-address')}/{int(entry.get('prefix'))}"))
+        prefix = entry.get("prefix")
+        if not isinstance(prefix, int) or isinstance(prefix, bool):
+            return None
+        return str(ipaddress.IPv4Interface(f"{entry.get('ip-address')}/{prefix}"))
     except (ValueError, TypeError):
         return None
 

@@ -214,8 +214,8 @@ class TaskManager:
             self._finished[task.upid] = task
             while len(self._finished) > MAX_FINISHED_IN_MEMORY:
                 self._finished.popitem(last=False)
+        self._save_archive(task)               # on disk before anyone waiting for the task hears of it
         task.done.set()
-        self._save_archive(task)
 
     # --- request scoping: at task_scale 0 the HTTP layer waits so tasks look instant ------------
     def begin_request(self) -> None:
