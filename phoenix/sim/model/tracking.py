@@ -21,8 +21,6 @@ from typing import Any
 
 __all__ = ["Changes", "Tracked", "TrackedDict", "TrackedTable"]
 
-_MISSING = object()
-
 
 class Changes:
     """Keys changed since the last :meth:`take` (VMIDs and ``(node, volid)`` pairs)."""
@@ -55,12 +53,6 @@ class Tracked:
     _tracked_dicts: frozenset[str] = frozenset()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Assigning what is already there is not a change: reads that refresh derived fields
-        # (status, uptime) would otherwise put every VM into the next save.
-        current = self.__dict__.get(name, _MISSING)
-        if current is not _MISSING and type(current) is type(value) and current == value \
-                and not isinstance(value, dict):
-            return
         if name in self._tracked_dicts and isinstance(value, dict) and getattr(value, "_owner", None) is not self:
             value = TrackedDict(value, self)
         object.__setattr__(self, name, value)
