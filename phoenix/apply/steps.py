@@ -152,10 +152,14 @@ def clone(ctx: ChainContext, step: Clone) -> None:
     ctx.runtime.journal.begin(ctx.rc.vmid, "vm", step.name, node, template_vmid=step.source)
     ctx.node = node
     runtime = ctx.runtime
-    # Anything already at the VMID: a clone of ours still running or killed (also one whose request
-    # reached PVE after this run read the cluster), or someone else's VM.
-    config = await_vm(ctx.client, ctx.rc.vmid, runtime.lineage, ctx.progress, source_vmid=step.source,
-                      unlock_stale=runtime.unlock_stale)
+    # The plan saw a clone of ours unfinished at this VMID: wait for it (or name its dead task). Else the
+    # VMID was free when this run read the cluster; whoever took it since (another client, or a clone
+    # request of a killed run that PVE executed late) makes the clone fail with "already exists",
+    # which clone_owned settles by reading back. No per-VM /cluster/resources read.
+    config = None
+    if step.resume:
+        config = await_vm(ctx.client, ctx.rc.vmid, runtime.lineage, ctx.progress, source_vmid=step.source,
+                          unlock_stale=runtime.unlock_stale)
     if config is None:
         params: dict[str, Any] = {"newid": ctx.rc.vmid, "name": step.name, "full": 1 if step.full else 0}
         if step.target:

@@ -189,7 +189,7 @@ class _Builder:
             # lock clears. The clone step waits for it; the rest of the chain then completes the VM.
             rc.action = CREATE
             rc.changes = [AttributeChange(k, None, v) for k, v in desired.items()]
-            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, baked)
+            rc.steps = self.create_steps(vm, node, template_node, template_facts, desired, baked, resume=True)
             rc.notes.append(note or "a clone of this VM is still in progress; phoenix waits for it, then completes the VM")
             return rc, None
         rc.digest = facts.config.get("digest")
@@ -275,10 +275,10 @@ class _Builder:
             rc.notes.extend(notes)
 
     def create_steps(self, vm: VMSpec, node: str, template_node: str, template_facts: VMFacts | None,
-                     desired: dict[str, Any], baked: bool | None) -> list[Step]:
+                     desired: dict[str, Any], baked: bool | None, resume: bool = False) -> list[Step]:
         steps: list[Step] = [Clone(source=vm.clone_from_vmid, source_node=template_node, newid=vm.vmid, name=vm.name,
                                    full=bool(vm.full_clone), target=node if node != template_node else None,
-                                   storage=vm.storage_pool if vm.full_clone else None)]
+                                   storage=vm.storage_pool if vm.full_clone else None, resume=resume)]
         template_size = disk_size_bytes(template_facts.config) if template_facts else None
         if template_size is not None and template_size > vm.disk_size_gb * GIB:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): disk_size_gb {vm.disk_size_gb} is smaller than its "

@@ -63,6 +63,7 @@ class Clone(Step):
     full: bool
     target: str | None = None           # another node than the template's
     storage: str | None = None          # full clones only
+    resume: bool = False                # the VMID holds an unfinished clone of ours: wait for it first
 
 
 @dataclass(frozen=True, kw_only=True)
