@@ -6,7 +6,7 @@ changed since the previous save (``Cluster.take_changes``; a VM this process wro
 its changed top-level fields) and the small cluster header when it changed, so a save costs
 O(changed VM), not O(cluster).  When the log outgrows the snapshot a
 save writes a fresh snapshot and empties the log.  Loading replays the log onto the snapshot;
-every line holds whole records, so replaying a line twice is harmless (a crash between a new
+every line holds whole records or whole top-level fields, so replaying a line twice is harmless (a crash between a new
 snapshot and emptying the log), and a torn last line (a process killed mid-write) is ignored.
 
 Several processes may serve the same data dir (``phoenix sim serve`` and tests opening a second

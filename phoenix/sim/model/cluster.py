@@ -210,12 +210,16 @@ class Cluster:
                                 "ctime": int(stat.st_mtime)})
         return entries
 
+    def _volume_index(self) -> StorageUsage:
+        """The usage and disk-name index, brought up to date with the volumes changed since last asked."""
+        self._usage.sync(self.volumes, self.changes.take_usage())
+        return self._usage
+
     def storage_usage(self, sid: str, node: str) -> tuple[int, int]:
         """(total, used) bytes of a storage on a node (running totals: model/usage.py)."""
         cfg = self.storage(sid)
         total = STORAGE_TOTAL.get(cfg["type"], 100 << 30)
-        self._usage.sync(self.volumes, self.changes.take_usage())
-        used = self._usage.volumes_used(sid, self.vol_node(sid, node))
+        used = self._volume_index().volumes_used(sid, self.vol_node(sid, node))
         if "path" in cfg:
             for content in cfg["content"].split(","):
                 if content in FILE_CONTENT_DIRS:
@@ -244,8 +248,7 @@ class Cluster:
 
     def find_free_diskname(self, sid: str, node: str, vmid: int, fmt: str | None = None) -> str:
         # Only names of this VMID can collide: an index (model/usage.py), not a scan of every volume.
-        self._usage.sync(self.volumes, self.changes.take_usage())
-        used = self._usage.disk_names(sid, self.vol_node(sid, node), vmid)
+        used = self._volume_index().disk_names(sid, self.vol_node(sid, node), vmid)
         for n in range(0, 1000):
             for prefix in ("vm", "base"):
                 if f"{prefix}-{vmid}-disk-{n}" in used:
