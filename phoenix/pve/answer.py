@@ -9,12 +9,13 @@ a missing ``data`` read as "an empty cluster" that plans to create everything ag
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from phoenix.errors import PhoenixError
 from phoenix.text import printable
 
-__all__ = ["MAX_ANSWER_BYTES", "PVEAnswerError", "read_body", "decode_answer", "error_details",
+__all__ = ["MAX_ANSWER_BYTES", "PVEAnswerError", "read_body", "read_capped", "decode_answer", "error_details",
            "expect_list", "expect_dict", "int_field", "str_field"]
 
 # Far above any real PVE answer (a 10,000-guest /cluster/resources is about 5 MiB).
@@ -31,17 +32,28 @@ def _mib(size: int) -> str:
 
 
 def read_body(response: Any, where: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
-    """Read a urllib3 response's body, refusing more than ``limit`` bytes (checked while streaming)."""
-    length = response.headers.get("content-length")
+    """Read a urllib3 response's body (decoded), refusing more than ``limit`` bytes (checked while streaming)."""
+    return read_capped(lambda size: response.read(size, decode_content=True), response.headers.get("content-length"),
+                       where, limit, one_read="content-encoding" not in response.headers)
+
+
+def read_capped(read: Callable[[int | None], bytes], length: str | None, where: str, limit: int = MAX_ANSWER_BYTES,
+                *, one_read: bool = True) -> bytes:
+    """A body through ``read(size)``, refusing more than ``limit`` bytes.
+
+    An announced ``length`` above the limit is refused before reading; a body of announced length
+    is read in one call (when ``one_read``: the reader stops at, and enforces, that length);
+    anything else is read in chunks, counted as it streams.
+    """
     if length is not None and length.strip().isdigit() and int(length) > limit:
         raise PVEAnswerError(f"{where}: the answer is {_mib(int(length))}, more than the {_mib(limit)} "
                              "phoenix reads from PVE")
-    if length is not None and length.strip().isdigit() and "content-encoding" not in response.headers:
-        return cast(bytes, response.read(decode_content=True))   # one read: urllib3 stops at (and enforces) the length
+    if length is not None and length.strip().isdigit() and one_read:
+        return read(None)
     chunks: list[bytes] = []
     total = 0
     while True:
-        chunk = response.read(_CHUNK, decode_content=True)
+        chunk = read(_CHUNK)
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)

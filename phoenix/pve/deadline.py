@@ -21,7 +21,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 
-__all__ = ["Scope", "whole_answer_within", "current_scope", "DeadlineHTTPSConnectionPool", "DeadlineAdapter"]
+__all__ = ["Scope", "whole_answer_within", "current_scope", "socket_identity", "DeadlineHTTPSConnectionPool", "DeadlineAdapter"]
 
 
 class _Armed:
@@ -138,7 +138,7 @@ def whole_answer_within(seconds: float | None) -> Scope:
     return Scope(seconds)
 
 
-def _identity(sock: Any) -> tuple[int, int] | None:
+def socket_identity(sock: Any) -> tuple[int, int] | None:
     """(fd, inode) of a socket: the inode tells a reused fd from the socket that was registered."""
     try:
         fd = sock.fileno()
@@ -155,7 +155,7 @@ class _DeadlineHTTPSConnection(HTTPSConnection):
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
-        self.phoenix_identity = _identity(sock)
+        self.phoenix_identity = socket_identity(sock)
         scope = current_scope()
         if scope is not None and self.phoenix_identity is not None:
             scope.watch(*self.phoenix_identity)
@@ -171,7 +171,7 @@ class DeadlineHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
         super()._validate_conn(conn)
         scope = current_scope()
         if scope is not None and conn.sock is not None:
-            identity = getattr(conn, "phoenix_identity", None) or _identity(conn.sock)
+            identity = getattr(conn, "phoenix_identity", None) or socket_identity(conn.sock)
             if identity is not None:
                 scope.watch(*identity)
 

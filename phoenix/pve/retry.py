@@ -17,6 +17,7 @@ or clone whose answer was lost): it is never re-sent blindly; the caller sees
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -107,8 +108,24 @@ class RetryPolicy:
              before_sleep: Callable[[BaseException, int, float], None] | None = None) -> T:
         """Run ``fn``; on an exception for which ``retry_if`` holds, wait and run it again (bounded).
 
-        The last exception is re-raised unchanged when attempts or time run out.
+        The last exception is re-raised unchanged when attempts or time run out.  The first try
+        runs outside tenacity: most calls succeed at once, and a plan makes thousands of them.
         """
+        started = time.monotonic()
+        try:
+            return fn()
+        except Exception as exc:
+            if self.attempts <= 1 or not retry_if(exc):
+                raise
+            first_failure: BaseException | None = exc
+
+        def again() -> T:                   # tenacity's attempt 1 is the failure already seen
+            nonlocal first_failure
+            if first_failure is not None:
+                failure, first_failure = first_failure, None
+                raise failure
+            return fn()
+
         def _before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
             if before_sleep is not None and exc is not None:
@@ -116,14 +133,15 @@ class RetryPolicy:
                 before_sleep(exc, state.attempt_number, wait)
 
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max(1, self.attempts)) | tenacity.stop_after_delay(self.max_seconds),
+            stop=(tenacity.stop_after_attempt(max(1, self.attempts))
+                  | tenacity.stop_after_delay(max(0.0, self.max_seconds - (time.monotonic() - started)))),
             wait=(tenacity.wait_exponential(multiplier=self.initial_wait, max=self.max_wait)
                   + tenacity.wait_random(0, self.jitter)),
             retry=tenacity.retry_if_exception(retry_if),
             before_sleep=_before_sleep,
             reraise=True,
         )
-        return retrying(fn)
+        return retrying(again)
 
 
 DEFAULT_POLICY = RetryPolicy()
