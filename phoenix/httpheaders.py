@@ -35,7 +35,7 @@ def parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
     removed, empty payload); anything else (continuations, malformed lines, EOF before the blank
     line, multipart/message content types) goes through the email parser as before.
     """
-    lines = http.client._read_headers(fp)
+    lines = http.client._read_headers(fp)  # type: ignore[attr-defined]  # the stdlib reader, private
     if lines and lines[-1] in (b"\r\n", b"\n") and all(_PLAIN_HEADER.fullmatch(line) for line in lines[:-1]):
         message = _class()
         for line in lines[:-1]:
