@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from phoenix.sim.handlers.config import _pending_items
 from phoenix.sim.model.vm import _config_types, _encode_chars, encode_text, typed_config
+from phoenix.sim.schema import Router, _format_kind
 
 # --- encode_text -------------------------------------------------------------------------------
 
@@ -66,3 +67,38 @@ def test_typed_config_equals_the_uncached_lookup(conf):
 def test_pending_without_changes_is_the_general_listing(conf):
     fast = [{"key": key, "value": value} for key, value in sorted(conf.items())]   # get_pending's short cut
     assert fast == _pending_items(conf, {}, {})
+
+
+# --- Router ------------------------------------------------------------------------------------
+
+ROUTER = Router()
+segments = st.one_of(st.sampled_from(["nodes", "pve", "qemu", "100", "config", "pending", "storage", "local",
+                                      "content", "local:iso", "snapshot", "s1", "tasks", "status", "current",
+                                      "agent", "exec", "version", "cluster", "resources", "access", "ticket",
+                                      "", "%2F", "a%20b", "\n", "x\ny"]),
+                     st.text(max_size=6))
+
+
+@given(st.lists(segments, max_size=9), st.booleans(), st.sampled_from(["", "/", "\n", "//"]))
+def test_router_alternation_equals_trying_each_template(parts, leading, tail):
+    path = ("/" if leading else "") + "/".join(parts) + tail
+    assert ROUTER._match(path) == ROUTER._match_each(path)
+
+
+def test_router_alternation_on_every_template():
+    for _regex, template, _methods in ROUTER._routes:
+        path = re.sub(r"\{(\w+)\}", lambda m: "local:iso/a/b.iso" if m.group(1) == "volume" else f"{m.group(1)}-1",
+                      template)
+        assert ROUTER._match(path) == ROUTER._match_each(path)
+        assert ROUTER._match(path)[0] == template
+
+
+@given(st.text(max_size=20))
+def test_format_kind_equals_the_regex(fmt):
+    def outcome(parse):
+        try:
+            return parse()
+        except AttributeError as exc:          # no match: a format with a newline in it
+            return str(exc)
+    match = re.match(r"^(.*?)(?:-(list|opt))?$", fmt)
+    assert outcome(lambda: _format_kind(fmt)) == outcome(lambda: (match.group(1), match.group(2) or "none"))
