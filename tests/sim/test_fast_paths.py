@@ -5,12 +5,15 @@ Each fast path keeps its slow original next to it (or here, as it was) as the re
 
 from __future__ import annotations
 
+import http.client
+import io
 import re
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phoenix.sim import server as sim_server_module
 from phoenix.sim.handlers.config import _pending_items
 from phoenix.sim.model.vm import _config_types, _encode_chars, encode_text, typed_config
 from phoenix.sim.schema import Router, _format_kind
@@ -102,3 +105,65 @@ def test_format_kind_equals_the_regex(fmt):
             return str(exc)
     match = re.match(r"^(.*?)(?:-(list|opt))?$", fmt)
     assert outcome(lambda: _format_kind(fmt)) == outcome(lambda: (match.group(1), match.group(2) or "none"))
+
+
+# --- request headers ---------------------------------------------------------------------------
+
+header_names = st.one_of(st.sampled_from(["Host", "Content-Type", "content-type", "Authorization", "Connection",
+                                          "Expect", "Content-Length", "X-A"]),
+                         st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=10))
+header_values = st.one_of(st.sampled_from(["text/plain", "multipart/form-data; boundary=x", "message/rfc822",
+                                           "application/json", " keep-alive", "\tclose  ", ""]),
+                          st.text(st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=20))
+line_ends = st.sampled_from(["\r\n", "\n", "\r\r\n"])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(header_names, st.sampled_from([":", ": ", ":\t ", " :", ""]), header_values, line_ends),
+                max_size=8),
+       st.sampled_from(["\r\n", "\n", "", " continued\r\n\r\n"]))
+def test_header_block_parse_equals_line_by_line_and_the_email_parser(fields, end):
+    raw = "".join(f"{name}{sep}{value}{eol}" for name, sep, value, eol in fields) + end
+    data = raw.encode("latin-1")
+    results = []
+    for parse in (sim_server_module._parse_headers, sim_server_module._parse_headers_by_line,
+                  http.client.parse_headers):
+        try:
+            message = parse(io.BytesIO(data))
+        except http.client.HTTPException as exc:
+            results.append(("error", type(exc), str(exc)))
+            continue
+        results.append((type(message), message.items(), message.get_payload(), [repr(d) for d in message.defects],
+                        message.get_content_type(), message.get("Content-Length"), message.get("Connection")))
+    assert results[0] == results[1]
+    assert results[0][:3] == results[2][:3]
+
+
+# --- response head -----------------------------------------------------------------------------
+
+class _Handler(sim_server_module._RequestHandler):
+    def __init__(self, version: str, close: bool):          # no socket: only what _send uses
+        self.wfile = io.BytesIO()
+        self.request_version = version
+        self.requestline = "GET /api2/json/version HTTP/1.1"
+        self.close_connection = close
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return "Mon, 30 Nov 2026 12:00:00 GMT"
+
+
+@given(st.sampled_from(["HTTP/1.1", "HTTP/1.0"]), st.booleans(), st.sampled_from([200, 400, 401, 500, 501, 503]),
+       st.text(max_size=30), st.binary(max_size=40), st.sampled_from([sim_server_module.CONTENT_TYPE, "text/plain"]))
+def test_response_head_equals_the_stdlib_methods(version, close, status, reason, body, content_type):
+    fast, slow = _Handler(version, close), _Handler(version, close)
+    fast._send(status, reason, body, content_type)
+    cleaned = reason.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace").decode("latin-1")
+    slow._send_via_stdlib(status, cleaned, body, content_type)
+    assert fast.wfile.getvalue() == slow.wfile.getvalue()
+    assert fast.close_connection == slow.close_connection
+
+
+def test_json_answers_are_what_json_dumps_prints():
+    import json
+    payload = {"data": [{"key": "a", "value": 1}, {"key": "é", "value": None, "x": [1.5, True, "\n"]}]}
+    assert sim_server_module._JSON.encode(payload) == json.dumps(payload, separators=(",", ":"))
