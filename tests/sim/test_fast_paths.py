@@ -13,9 +13,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phoenix.sim import propstr
 from phoenix.sim import server as sim_server_module
+from phoenix.sim.handlers._vmutil import _memory_mib
 from phoenix.sim.handlers.config import _pending_items
-from phoenix.sim.model.vm import _config_types, _encode_chars, encode_text, typed_config
+from phoenix.sim.model.guest import boot_disk, boot_disk_key
+from phoenix.sim.model.vm import DRIVE_KEY_RE, _config_types, _encode_chars, drive_keys, encode_text, typed_config
 from phoenix.sim.schema import Router, _format_kind
 
 # --- encode_text -------------------------------------------------------------------------------
@@ -133,7 +136,10 @@ def test_header_block_parse_equals_line_by_line_and_the_email_parser(fields, end
         except http.client.HTTPException as exc:
             results.append(("error", type(exc), str(exc)))
             continue
-        results.append((type(message), message.items(), message.get_payload(), [repr(d) for d in message.defects],
+        payload = message.get_payload()
+        if isinstance(payload, list):                   # message/rfc822, multipart: parts, compared by content
+            payload = [part.as_string() for part in payload]
+        results.append((type(message), message.items(), payload, [repr(d) for d in message.defects],
                         message.get_content_type(), message.get("Content-Length"), message.get("Connection")))
     assert results[0] == results[1]
     assert results[0][:3] == results[2][:3]
@@ -167,3 +173,69 @@ def test_json_answers_are_what_json_dumps_prints():
     import json
     payload = {"data": [{"key": "a", "value": 1}, {"key": "é", "value": None, "x": [1.5, True, "\n"]}]}
     assert sim_server_module._JSON.encode(payload) == json.dumps(payload, separators=(",", ":"))
+
+
+# --- /cluster/resources: boot disk and memory of every VM ----------------------------------------
+
+def _drive_keys_reference(conf: dict[str, str]) -> list[str]:
+    def order(key: str) -> tuple[int, int]:
+        bus = re.match(r"^[a-z]+", key).group(0)
+        num = int(key[len(bus):] or 0)
+        order = ("ide", "sata", "scsi", "virtio")
+        return (order.index(bus) if bus in order else len(order), num)
+    return sorted((k for k in conf if DRIVE_KEY_RE.match(k) and not k.startswith("unused")), key=order)
+
+
+def _boot_disk_key_reference(conf: dict[str, str]) -> str | None:
+    order = propstr.split(conf.get("boot", ""), default_key="legacy").get("order", "")
+    for key in [k for k in order.split(";") if k] + _drive_keys_reference(conf):
+        value = conf.get(key)
+        if value and propstr.parse_drive(value).get("media") != "cdrom":
+            return key
+    return None
+
+
+def _outcome(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except (propstr.PropertyStringError, ValueError) as exc:
+        return type(exc), str(exc)
+
+
+drive_values = st.one_of(st.sampled_from(["local:100/vm-100-disk-0.qcow2,size=16G", "none,media=cdrom",
+                                          "local:iso/x.iso,media=cdrom", "shared-nfs:9/vm-9-cloudinit.qcow2,media=cdrom",
+                                          "local:1/a.raw,size=1.5G", "x=1,,y", "", "local:1/b,size=oops"]),
+                         st.text(st.sampled_from("abc=,:;/0G"), max_size=12))
+vm_confs = st.dictionaries(
+    st.one_of(st.sampled_from(["ide0", "ide2", "sata1", "scsi0", "scsi10", "scsi2", "virtio0", "efidisk0", "unused0",
+                               "tpmstate0", "net0", "memory", "name"]),
+              st.from_regex(r"(ide|sata|scsi|virtio|unused)[0-9]{1,2}", fullmatch=True)),
+    drive_values, max_size=6)
+boot_values = st.one_of(st.none(), st.sampled_from(["order=scsi0", "order=ide2;scsi0;net0", "order=net0", "cdn",
+                                                    "order=", "legacy=cdn,order=virtio0", "order=scsi0,order=ide0"]),
+                        st.text(st.sampled_from("order=;scsi0ide2,"), max_size=16))
+
+
+@given(vm_confs, boot_values)
+def test_boot_disk_equals_the_eager_listing(conf, boot):
+    if boot is not None:
+        conf = dict(conf, boot=boot)
+    assert drive_keys(conf) == _drive_keys_reference(conf)
+    assert _outcome(boot_disk_key, conf) == _outcome(_boot_disk_key_reference, conf)
+    expected = _outcome(_boot_disk_key_reference, conf)
+    found = _outcome(boot_disk, conf)
+    if isinstance(expected, tuple):                          # an error, the same one
+        assert found == expected
+    elif expected is None:
+        assert found is None
+    else:
+        assert found == (expected, propstr.parse_drive(conf[expected]))
+
+
+@given(st.one_of(st.sampled_from(["1024", "current=2048", "2048,balloon=0", "", "x", "current=1,current=2"]),
+                 st.text(st.sampled_from("current=12,x"), max_size=14)))
+def test_memory_parse_equals_the_uncached_one(memory):
+    def reference(text: str) -> int:
+        return int(propstr.split(text, default_key="current").get("current", 512))
+    assert _outcome(_memory_mib, memory) == _outcome(reference, memory)
+    assert _outcome(_memory_mib, memory) == _outcome(reference, memory)      # cached now (or raising again)

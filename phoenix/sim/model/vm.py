@@ -33,17 +33,22 @@ CLOUDINIT_OPTIONS = ("cicustom", "cipassword", "citype", "ciupgrade", "ciuser", 
                      "searchdomain", "sshkeys") + tuple(f"ipconfig{i}" for i in range(32))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_drive_key(key: str) -> bool:
+    """Whether a config key is a disk/cdrom slot (asked for every key of every VM in a listing, so remembered)."""
     return bool(DRIVE_KEY_RE.match(key)) and not key.startswith("unused")
+
+
+@functools.lru_cache(maxsize=4096)
+def _drive_order(key: str) -> tuple[int, int]:
+    bus = re.match(r"^[a-z]+", key).group(0)  # type: ignore[union-attr]  # drive keys start with their bus
+    num = int(key[len(bus):] or 0)
+    return (BOOT_BUS_ORDER.index(bus) if bus in BOOT_BUS_ORDER else len(BOOT_BUS_ORDER), num)
 
 
 def drive_keys(conf: dict[str, str]) -> list[str]:
     """Drive keys of ``conf`` in PVE's boot-candidate order (ide, sata, scsi, virtio, then others)."""
-    def order(key: str) -> tuple[int, int]:
-        bus = re.match(r"^[a-z]+", key).group(0)
-        num = int(key[len(bus):] or 0)
-        return (BOOT_BUS_ORDER.index(bus) if bus in BOOT_BUS_ORDER else len(BOOT_BUS_ORDER), num)
-    return sorted((k for k in conf if is_drive_key(k)), key=order)
+    return sorted((k for k in conf if is_drive_key(k)), key=_drive_order)
 
 
 def cloudinit_pending_properties() -> set[str]:
