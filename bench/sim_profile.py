@@ -3,9 +3,10 @@
 
 A cluster of N VMs shaped like phoenix's converged clones (cloud-init, static IP, started) is built
 in-process and written once; a server process serves it; this process then replays what
-`phoenix plan` does: one ``GET /cluster/resources`` and a ``GET .../config`` per VM from 16 threads
+`phoenix plan` does: one ``GET /cluster/resources`` and a ``GET .../pending`` per VM from 16 threads
 sharing one keep-alive ``requests`` session (phoenix's client: proxmoxer, pool of 16).  Prints req/s
-per round.  ``--cprofile FILE`` profiles the server process (pstats dump at exit); ``--py-spy FILE``
+per round; round 1 reads every VM for the first time (what a plan costs), later rounds are warm.
+``--read config`` reads ``.../config`` instead.  ``--cprofile FILE`` profiles the server process (pstats dump at exit); ``--py-spy FILE``
 records it with py-spy (flame graph SVG).  Not a test.
 
     python bench/sim_profile.py --vms 1000 --clients 16 --rounds 5
@@ -88,14 +89,15 @@ _PROFILES: list = []
 
 
 def _install_thread_profiler() -> None:
-    """One cProfile.Profile per connection thread (cProfile is per thread), merged at exit."""
+    """One cProfile.Profile per connection thread (cProfile is per thread), merged at exit; timed
+    in thread CPU time, so waiting for the GIL, the model mutex or the network does not count."""
     import cProfile
     from phoenix.sim import server as server_module
 
     original = server_module._RequestHandler.handle
 
     def handle(self) -> None:
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.thread_time)
         _PROFILES.append(profile)
         profile.enable()
         try:
@@ -130,7 +132,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drive(info: dict, count: int, clients: int, rounds: int, server_pid: int) -> list[tuple[float, float, float]]:
+def drive(info: dict, count: int, clients: int, rounds: int, server_pid: int,
+          read: str = "pending") -> list[tuple[float, float, float]]:
     session = requests.Session()
     session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=clients))
     headers = {"Authorization": f"PVEAPIToken={info['token']}"}
@@ -141,7 +144,7 @@ def drive(info: dict, count: int, clients: int, rounds: int, server_pid: int) ->
         for n in range(rounds):
             started, cpu, mine = time.perf_counter(), _cpu_seconds(server_pid), time.process_time()
             _get(session, base, headers, ca, "/cluster/resources")
-            list(pool.map(lambda vmid: _get(session, base, headers, ca, f"/nodes/pve/qemu/{vmid}/config"),
+            list(pool.map(lambda vmid: _get(session, base, headers, ca, f"/nodes/pve/qemu/{vmid}/{read}"),
                           range(FIRST_VMID, FIRST_VMID + count)))
             elapsed, cpu = time.perf_counter() - started, _cpu_seconds(server_pid) - cpu
             mine = time.process_time() - mine
@@ -152,7 +155,8 @@ def drive(info: dict, count: int, clients: int, rounds: int, server_pid: int) ->
     return rates
 
 
-def drive_lean(info: dict, count: int, clients: int, rounds: int, server_pid: int) -> list[tuple[float, float, float]]:
+def drive_lean(info: dict, count: int, clients: int, rounds: int, server_pid: int,
+               read: str = "pending") -> list[tuple[float, float, float]]:
     """The same requests over plain ``http.client`` keep-alive connections (one per thread): a client
     that costs far less CPU than requests, so the server's own capacity shows."""
     import http.client
@@ -181,7 +185,7 @@ def drive_lean(info: dict, count: int, clients: int, rounds: int, server_pid: in
         for n in range(rounds):
             started, cpu, mine = time.perf_counter(), _cpu_seconds(server_pid), time.process_time()
             get("/cluster/resources")
-            list(pool.map(lambda vmid: get(f"/nodes/pve/qemu/{vmid}/config"), range(FIRST_VMID, FIRST_VMID + count)))
+            list(pool.map(lambda vmid: get(f"/nodes/pve/qemu/{vmid}/{read}"), range(FIRST_VMID, FIRST_VMID + count)))
             elapsed, cpu = time.perf_counter() - started, _cpu_seconds(server_pid) - cpu
             mine = time.process_time() - mine
             rates.append(((count + 1) / elapsed, cpu * 1e6 / (count + 1), mine * 1e6 / (count + 1)))
@@ -196,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vms", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--read", choices=("pending", "config"), default="pending",
+                        help="what is read per VM (phoenix plan reads .../pending)")
     parser.add_argument("--lean", action="store_true", help="use a plain http.client client (less client CPU)")
     parser.add_argument("--cprofile", metavar="FILE", help="cProfile the server's connection threads into FILE")
     parser.add_argument("--py-spy", metavar="FILE", help="py-spy record the server process into FILE (SVG)")
@@ -225,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 spy = subprocess.Popen(["py-spy", "record", "-p", str(server.pid), "-o", args.py_spy, "-r", "1000", *(["--format", "raw"] if args.py_spy.endswith(".txt") else []),
                                         "--threads", "--gil", "--nonblocking"], stdout=subprocess.DEVNULL)
                 time.sleep(1)
-            rates = (drive_lean if args.lean else drive)(info, args.vms, args.clients, args.rounds, server.pid)
+            rates = (drive_lean if args.lean else drive)(info, args.vms, args.clients, args.rounds, server.pid, args.read)
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -234,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(timeout=60)
     def mid(values: list[float]) -> float:
         return sorted(values)[len(values) // 2]
-    print(f"GET config x {args.vms}, {args.clients} clients{' (lean client)' if args.lean else ''}: median "
+    print(f"GET {args.read} x {args.vms}, {args.clients} clients{' (lean client)' if args.lean else ''}: median "
           f"{mid([r[0] for r in rates]):.0f} req/s, best {max(r[0] for r in rates):.0f} req/s; server "
           f"{mid([r[1] for r in rates]):.0f} us CPU/request, client {mid([r[2] for r in rates]):.0f} us/request")
     return 0

@@ -108,6 +108,7 @@ class ModelStore:
         self.path = self.data_dir / MODEL_FILE
         self.log_path = self.data_dir / LOG_FILE
         self.lock_path = self.data_dir / LOCK_FILE
+        self._path_text, self._log_path_text = str(self.path), str(self.log_path)
         self._known: tuple[Any, Any] | None = None     # (snapshot, log) signatures we last saw or wrote
         self._header: Any = None                        # header as last persisted
         self._snapshot_size = 0
@@ -255,7 +256,8 @@ class ModelStore:
         self._known = (_signature(stat), log_sig)
 
     def _current(self) -> tuple[Any, Any]:
-        return (_stat_signature(self.path), _stat_signature(self.log_path))
+        # asked before every request: str paths spare os.stat the Path conversion
+        return (_stat_signature(self._path_text), _stat_signature(self._log_path_text))
 
     def changed_on_disk(self) -> bool:
         """True when another process wrote the snapshot or the log since we last read or wrote them."""
@@ -275,7 +277,7 @@ class ModelStore:
             os.close(fd)
 
 
-def _stat_signature(path: Path) -> tuple[int, int, int] | None:
+def _stat_signature(path: Path | str) -> tuple[int, int, int] | None:
     try:
         return _signature(os.stat(path))
     except FileNotFoundError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import random
 import re
 import time
@@ -73,16 +74,22 @@ def spawn(req: Request, task_type: str, task_id: Any, work, on_failure=None) -> 
 
 
 def boot_disk_size(conf: dict[str, str]) -> int:
-    key = guest.boot_disk_key(conf)
-    if key is None:
+    found = guest.boot_disk(conf)
+    if found is None:
         return 0
-    size = propstr.parse_drive(conf[key]).get("size")
+    size = found[1].get("size")
     return propstr.parse_size(size) if size else 0
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _memory_mib(memory: str) -> int:
+    """``memory: [current=]<MiB>[,...]`` (VMs share a few values; a malformed one raises each time)."""
+    return int(propstr.split(memory, default_key="current").get("current", DEFAULT_MEMORY_MB))
 
 
 def _sizes(conf: dict[str, str]) -> tuple[int, int, int]:
     """(memory MiB, cpus, boot disk bytes) of a config: the parsing part of a status entry."""
-    memory = int(propstr.split(conf.get("memory", str(DEFAULT_MEMORY_MB)), default_key="current").get("current", DEFAULT_MEMORY_MB))
+    memory = _memory_mib(conf.get("memory", str(DEFAULT_MEMORY_MB)))
     cpus = int(conf.get("vcpus") or int(conf.get("sockets", 1)) * int(conf.get("cores", 1)))
     return memory, cpus, boot_disk_size(conf)
 

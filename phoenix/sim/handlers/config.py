@@ -54,6 +54,13 @@ def get_pending(req: Request) -> list:
         conf["cipassword"] = MASKED_PASSWORD
     if "cipassword" in pending:
         pending["cipassword"] = MASKED_PASSWORD + " "             # Qemu.pm L1913-1915: with a trailing space
+    if not pending and not deletes:                             # a converged VM: what the loop below gives
+        return [{"key": key, "value": value} for key, value in sorted(conf.items())]
+    return _pending_items(conf, pending, deletes)
+
+
+def _pending_items(conf: dict, pending: dict, deletes: dict[str, bool]) -> list:
+    """One entry per key of the current config, the pending section or the pending deletions."""
     result = []
     for key in sorted(set(conf) | set(pending) | set(deletes)):
         item: dict = {"key": key}

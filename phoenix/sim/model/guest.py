@@ -15,7 +15,10 @@ customised (see :mod:`phoenix.sim.model.images`) or the user-data it booted with
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from phoenix.sim import propstr
@@ -83,13 +86,34 @@ def agent_enabled(conf: dict[str, str]) -> bool:
 
 def boot_disk_key(conf: dict[str, str]) -> str | None:
     """The drive the guest boots from: first disk of ``boot: order=`` else the first disk."""
-    order = propstr.split(conf.get("boot", ""), default_key="legacy").get("order", "")
-    candidates = [k for k in order.split(";") if k] + drive_keys(conf)
-    for key in candidates:
+    found = boot_disk(conf)
+    return found[0] if found is not None else None
+
+
+def boot_disk(conf: dict[str, str]) -> tuple[str, dict[str, str]] | None:
+    """:func:`boot_disk_key` and that drive parsed (``/cluster/resources`` wants its size, per VM).
+
+    The drive keys are only listed when no ``boot: order=`` entry is a disk (listing them has
+    no effect and cannot fail).
+    """
+    for key in itertools.chain(_boot_order(conf.get("boot", "")), _lazy(drive_keys, conf)):
         value = conf.get(key)
-        if value and propstr.parse_drive(value).get("media") != "cdrom":
-            return key
+        if value:
+            drive = propstr.parse_drive(value)
+            if drive.get("media") != "cdrom":
+                return key, drive
     return None
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _boot_order(boot: str) -> tuple[str, ...]:
+    """The keys of ``boot: order=a;b`` (VMs share a few boot values; a malformed one raises each time)."""
+    order = propstr.split(boot, default_key="legacy").get("order", "")
+    return tuple(k for k in order.split(";") if k)
+
+
+def _lazy(function: Any, *args: Any) -> Iterator[str]:
+    yield from function(*args)
 
 
 def assert_agent_configured(vm: VM) -> None:

@@ -33,17 +33,22 @@ CLOUDINIT_OPTIONS = ("cicustom", "cipassword", "citype", "ciupgrade", "ciuser", 
                      "searchdomain", "sshkeys") + tuple(f"ipconfig{i}" for i in range(32))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_drive_key(key: str) -> bool:
+    """Whether a config key is a disk/cdrom slot (asked for every key of every VM in a listing, so remembered)."""
     return bool(DRIVE_KEY_RE.match(key)) and not key.startswith("unused")
+
+
+@functools.lru_cache(maxsize=4096)
+def _drive_order(key: str) -> tuple[int, int]:
+    bus = re.match(r"^[a-z]+", key).group(0)  # type: ignore[union-attr]  # drive keys start with their bus
+    num = int(key[len(bus):] or 0)
+    return (BOOT_BUS_ORDER.index(bus) if bus in BOOT_BUS_ORDER else len(BOOT_BUS_ORDER), num)
 
 
 def drive_keys(conf: dict[str, str]) -> list[str]:
     """Drive keys of ``conf`` in PVE's boot-candidate order (ide, sata, scsi, virtio, then others)."""
-    def order(key: str) -> tuple[int, int]:
-        bus = re.match(r"^[a-z]+", key).group(0)
-        num = int(key[len(bus):] or 0)
-        return (BOOT_BUS_ORDER.index(bus) if bus in BOOT_BUS_ORDER else len(BOOT_BUS_ORDER), num)
-    return sorted((k for k in conf if is_drive_key(k)), key=order)
+    return sorted((k for k in conf if is_drive_key(k)), key=_drive_order)
 
 
 def cloudinit_pending_properties() -> set[str]:
@@ -51,8 +56,22 @@ def cloudinit_pending_properties() -> set[str]:
     return set(CLOUDINIT_OPTIONS) | {"name"} | {f"net{i}" for i in range(32)}
 
 
+# Printable ASCII: the only character encode_text changes in such a text is ':'.
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
+
+
 def encode_text(text: str) -> str:
-    """PVE::Tools::encode_text: percent-encode control/high-bit characters and ':'."""
+    """PVE::Tools::encode_text: percent-encode control/high-bit characters and ':'.
+
+    Descriptions are almost always printable ASCII; those skip the per-character loop.
+    """
+    if _PRINTABLE_ASCII.fullmatch(text):
+        return text.replace(":", "%3A")
+    return _encode_chars(text)
+
+
+def _encode_chars(text: str) -> str:
+    """encode_text character by character (any text; the reference for the fast path)."""
     return "".join(c if 0x20 <= ord(c) <= 0x7E and c != ":" else
                    "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
@@ -181,18 +200,15 @@ class VM(Tracked):
 
 
 def _raw_section(conf: dict[str, str], pending: bool = False) -> str:
-    raw = ""
+    parts: list[str] = []
     descr = conf.get("description")
     if descr is not None:
         if descr:
-            raw += "".join("#" + encode_text(line) + "\n" for line in descr.split("\n"))
+            parts.extend(f"#{encode_text(line)}\n" for line in descr.split("\n"))
         elif pending:
-            raw += "#\n"
-    for key in sorted(conf):
-        if key in ("digest", "description"):
-            continue
-        raw += f"{key}: {conf[key]}\n"
-    return raw
+            parts.append("#\n")
+    parts.extend(f"{key}: {conf[key]}\n" for key in sorted(conf) if key != "digest" and key != "description")
+    return "".join(parts)
 
 
 def parse_config(text: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -244,12 +260,22 @@ def _key_type(key: str) -> str:
     return types.get(f"{match.group(1)}[n]", "string") if match else "string"
 
 
+@functools.lru_cache(maxsize=4096)
+def _numeric_key(key: str) -> bool:
+    """Whether ``key``'s type is integer or boolean (asked per key per read, so remembered)."""
+    return _key_type(key) in ("integer", "boolean")
+
+
+_INTEGER_TEXT = re.compile(r"-?\d+")
+
+
 def typed_config(conf: dict[str, str]) -> dict[str, Any]:
     """Integer and boolean options as JSON numbers (PVE's ``check_type``); everything else strings."""
     result: dict[str, Any] = {}
     for key, value in conf.items():
-        if _key_type(key) in ("integer", "boolean") and re.fullmatch(r"-?\d+", str(value)):
+        text = str(value)
+        if _numeric_key(key) and _INTEGER_TEXT.fullmatch(text):
             result[key] = int(value)
         else:
-            result[key] = str(value)
+            result[key] = text
     return result
