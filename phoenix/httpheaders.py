@@ -21,9 +21,12 @@ __all__ = ["parse_headers", "with_fast_headers"]
 
 F = TypeVar("F")
 
-# A plain header line: a field name of printable ASCII without ':' (what the email parser's
-# headerRE accepts, minus the cases that parser treats specially), no continuation, no stray CR.
-_PLAIN_HEADER = re.compile(rb"[!-9;-~]+:[^\r\n]*\r?\n")
+# Plain header lines: a field name of printable ASCII without ':' (what the email parser's headerRE
+# accepts, minus the cases that parser treats specially), no continuation, no stray CR.  Each line
+# the stdlib reader returns ends at its only LF, so matching the joined block matches every line;
+# then one line's name and value (blanks before the value and the line end left out).
+_PLAIN_HEADERS = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r?\n)*")
+_HEADER_FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
 
 
 def parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
@@ -36,12 +39,12 @@ def parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
     line, multipart/message content types) goes through the email parser as before.
     """
     lines = http.client._read_headers(fp)  # type: ignore[attr-defined]  # the stdlib reader, private
-    if lines and lines[-1] in (b"\r\n", b"\n") and all(_PLAIN_HEADER.fullmatch(line) for line in lines[:-1]):
+    block = b"".join(lines[:-1])
+    if lines and lines[-1] in (b"\r\n", b"\n") and _PLAIN_HEADERS.fullmatch(block):
         message = _class()
-        for line in lines[:-1]:
-            name, _, value = line.decode("iso-8859-1").partition(":")
-            message._headers.append((name, value.lstrip(" \t").rstrip("\r\n")))
-        if message.get_content_maintype() not in ("multipart", "message"):
+        message._headers.extend(_HEADER_FIELD.findall(block.decode("iso-8859-1")))
+        # without a Content-Type header the content type is text/plain
+        if b"content-type:" not in block.lower() or message.get_content_maintype() not in ("multipart", "message"):
             message.set_payload("")
             return message
     return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))

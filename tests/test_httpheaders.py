@@ -45,6 +45,37 @@ def test_fast_parse_equals_the_email_parser(lines, end, body):
     assert fast.get("content-length") == slow.get("content-length")
 
 
+header_names = st.one_of(st.sampled_from(["Host", "Content-Type", "content-type", "Authorization", "Connection",
+                                          "Expect", "Content-Length", "X-A"]),
+                         st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=10))
+header_values = st.one_of(st.sampled_from(["text/plain", "multipart/form-data; boundary=x", "message/rfc822",
+                                           "application/json", " keep-alive", "\tclose  ", ""]),
+                          st.text(st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=20))
+line_ends = st.sampled_from(["\r\n", "\n", "\r\r\n"])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(header_names, st.sampled_from([":", ": ", ":\t ", " :", ""]), header_values, line_ends),
+                max_size=8),
+       st.sampled_from(["\r\n", "\n", "", " continued\r\n\r\n"]))
+def test_fast_parse_equals_the_email_parser_with_errors_and_defects(fields, end):
+    raw = "".join(f"{name}{sep}{value}{eol}" for name, sep, value, eol in fields) + end
+    data = raw.encode("latin-1")
+    results = []
+    for parse in (parse_headers, http.client.parse_headers):
+        try:
+            message = parse(io.BytesIO(data))
+        except http.client.HTTPException as exc:
+            results.append(("error", type(exc), str(exc)))
+            continue
+        payload = message.get_payload()
+        if isinstance(payload, list):                   # message/rfc822, multipart: parts, compared by content
+            payload = [part.as_string() for part in payload]
+        results.append((type(message), message.items(), payload, [repr(d) for d in message.defects],
+                        message.get_content_type(), message.get("Content-Length"), message.get("Connection")))
+    assert results[0][:3] == results[1][:3]
+
+
 def test_the_limits_of_the_stdlib_reader_still_apply():
     too_many = b"".join(b"X-%d: y\r\n" % i for i in range(http.client._MAXHEADERS + 1)) + b"\r\n"
     for parse in (parse_headers, http.client.parse_headers):

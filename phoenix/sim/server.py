@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import functools
-import http
 import http.client
 import ipaddress
 import json
 import logging
-import re
 import socket
 import ssl
 import threading
 import time
-import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from phoenix.httpheaders import with_fast_headers
 from phoenix.sim.auth import AuthFailure
 from phoenix.sim.core import ROUTES, Paged, PVEError, Request
 from phoenix.sim.faults import FaultSpecError
@@ -83,71 +80,6 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
     return fields, files
 
 
-# A plain header line: a field name of printable ASCII without ':' (what the email parser's
-# headerRE accepts, minus the cases that parser treats specially), no continuation, no stray CR.
-_PLAIN_HEADER = re.compile(rb"[!-9;-~]+:[^\r\n]*\r?\n")
-# Lines of plain header lines (each read line ends at its only LF, so this is _PLAIN_HEADER per line),
-# and one line's name and value (blanks before the value and the line end left out).
-_PLAIN_HEADERS = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r?\n)*")
-_HEADER_FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
-
-
-def _parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
-    """``http.client.parse_headers`` without the email feed parser for plain header blocks.
-
-    The lines are read by the stdlib's own reader (same limits, same errors).  When every line is
-    a plain ``Name: value`` line, the message is built exactly as the feed parser + compat32
-    would (name before the first ':', value with leading blanks stripped and the line end
-    removed, empty payload); anything else (continuations, malformed lines, EOF before the blank
-    line, multipart/message content types) goes through the email parser as before.
-    """
-    lines = http.client._read_headers(fp)
-    block = b"".join(lines[:-1])
-    if lines[-1] in (b"\r\n", b"\n") and _PLAIN_HEADERS.fullmatch(block):
-        message = _class()
-        message._headers.extend(_HEADER_FIELD.findall(block.decode("iso-8859-1")))
-        # without a Content-Type header the content type is text/plain
-        if b"content-type:" not in block.lower() or message.get_content_maintype() not in ("multipart", "message"):
-            message.set_payload("")
-            return message
-    return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
-
-
-def _parse_headers_by_line(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
-    """:func:`_parse_headers` one line at a time (the reference its tests compare with)."""
-    lines = http.client._read_headers(fp)
-    if lines[-1] in (b"\r\n", b"\n") and all(_PLAIN_HEADER.fullmatch(line) for line in lines[:-1]):
-        message = _class()
-        for line in lines[:-1]:
-            name, _, value = line.decode("iso-8859-1").partition(":")
-            message._headers.append((name, value.lstrip(" \t").rstrip("\r\n")))
-        if message.get_content_maintype() not in ("multipart", "message"):
-            message.set_payload("")
-            return message
-    return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
-
-
-class _Delegate:
-    """A stand-in for a module: the given attributes, everything else from ``module``."""
-
-    def __init__(self, module: Any, **overrides: Any):
-        self._module = module
-        self.__dict__.update(overrides)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
-
-
-def _stdlib_with_fast_headers(function: Any) -> Any:
-    """The stdlib's own ``function`` (its code, so its exact behaviour on this Python) with
-    ``http.client.parse_headers`` resolved to :func:`_parse_headers`."""
-    module_globals = dict(function.__globals__)
-    module_globals["http"] = _Delegate(http, client=_Delegate(http.client, parse_headers=_parse_headers))
-    return functools.update_wrapper(
-        types.FunctionType(function.__code__, module_globals, function.__name__, function.__defaults__,
-                           function.__closure__), function)
-
-
 class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "pve-api-daemon/3.0"
     sys_version = ""
@@ -157,7 +89,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: "_HTTPServer"
 
     if hasattr(http.client, "_read_headers"):
-        parse_request = _stdlib_with_fast_headers(BaseHTTPRequestHandler.parse_request)
+        parse_request = with_fast_headers(BaseHTTPRequestHandler.parse_request)
 
     def version_string(self) -> str:
         return self.server_version
