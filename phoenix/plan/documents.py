@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 from phoenix.snippets.base import user_snippet_name
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
     from phoenix.desired.spec import DesiredConfig, VMSpec
 
 KNOWN_AFTER_APPLY = "(known after apply)"
@@ -68,12 +71,14 @@ def cicustom_for(cfg: "DesiredConfig", vm: "VMSpec") -> str | None:
     return f"user={vm.snippets_storage}:snippets/{user_snippet_name(vm.vmid)}"
 
 
-def render_documents(cfg: "DesiredConfig", vm: "VMSpec", agent_baked: bool | None) -> VMDocuments:
+def render_documents(cfg: "DesiredConfig", vm: "VMSpec", agent_baked: bool | None,
+                     features: "Mapping[str, Path] | None" = None) -> VMDocuments:
     """All cloud-init documents of ``vm``; ``agent_baked`` None (at plan time: the template is still to be
-    built) leaves the user-data known only after apply."""
+    built) leaves the user-data known only after apply.  ``features``: the features listing, taken once
+    by a caller that renders many VMs."""
     from phoenix.desired.cloudinit import user_data_document
 
-    document = None if agent_baked is None else user_data_document(vm, cfg, agent_baked)
+    document = None if agent_baked is None else user_data_document(vm, cfg, agent_baked, features)
     return VMDocuments(
         document=document,
         cicustom=cicustom_for(cfg, vm),
