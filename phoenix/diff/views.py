@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Mapping
 
-from phoenix.diff.attributes import ATTRIBUTES, BY_NAME, Attribute, Declared, Observed
+from phoenix.diff.attributes import ATTRIBUTES, Attribute, Declared, Observed
 
 if TYPE_CHECKING:
     from phoenix.desired.spec import VMSpec
@@ -39,10 +39,40 @@ def actual_view(config: Mapping[str, Any], status: str | None) -> dict[str, Any]
     observed = Observed(config, status)
     view: dict[str, Any] = {}
     for entry in _entries(frozenset(key for key in config if key in _SPARSE), True):
-        value = entry.read(observed)  # type: ignore[misc]  # _entries(..., True) holds readable ones only
+        if entry.name in _FLEET_WIDE:
+            value = _read_shared(entry, observed)
+        else:
+            value = entry.read(observed)  # type: ignore[misc]  # _entries(..., True) holds readable ones only
         if value is not None:
             view[entry.name] = value
     return view
+
+
+# Attributes whose PVE value is mostly the same across a fleet: each read depends only on the value of
+# its first PVE key (power: on the status), so it is computed once per distinct value and copied out.
+_FLEET_WIDE = frozenset({"cores", "memory_mb", "agent", "cpu", "sockets", "balloon_mb", "onboot", "startup",
+                         "machine", "bios", "efidisk0", "scsihw", "serial0", "vga", "tags", "ciuser", "sshkeys",
+                         "nameserver", "searchdomain", "power"})
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+_READS: dict[tuple[str, type, Any, str | None], Any] = {}
+
+
+def _read_shared(entry: Attribute, observed: Observed) -> Any:
+    raw = observed.config.get(entry.pve_keys[0]) if entry.pve_keys else None
+    key = (entry.name, type(raw), raw, observed.status if not entry.pve_keys else None)
+    try:
+        value = _READS[key]
+    except KeyError:
+        value = entry.read(observed)  # type: ignore[misc]  # only readable entries get here
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        if all(isinstance(item, _SCALAR_TYPES) for item in items):   # a copy of one level is a full copy
+            if len(_READS) >= 4096:
+                _READS.clear()
+            _READS[key] = value
+        return value
+    except TypeError:                       # an unhashable value (not what PVE sends): read it as it is
+        return entry.read(observed)  # type: ignore[misc]
+    return type(value)(value) if isinstance(value, (dict, list)) else value
 
 
 _SPARSE = {entry.pve_keys[0]: index for index, entry in enumerate(ATTRIBUTES) if entry.sparse}
@@ -63,7 +93,12 @@ def narrowed(view: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, A
     declares (the registry's ``narrow``: e.g. a NIC's MAC that PVE picked is not compared)."""
     result = dict(view)
     for name, value in desired.items():
-        entry = BY_NAME.get(name)
-        if entry is not None and name in result:
-            result[name] = entry.narrow(result[name], value)
+        narrow = _NARROWING.get(name)
+        if narrow is not None and name in result:
+            result[name] = narrow(result[name], value)
     return result
+
+
+# The entries whose ``narrow`` does something (the default returns the actual value as it is).
+_NARROWING = {entry.name: entry.narrow for entry in ATTRIBUTES
+              if entry.narrow is not Attribute.__dataclass_fields__["narrow"].default}

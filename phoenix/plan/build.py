@@ -202,8 +202,8 @@ class _Builder:
             return rc, None
         rc.digest = facts.config.get("digest")
         recorded = recorded_view(record)
-        for key in REMOVABLE - set(desired):
-            if recorded.get(key) not in (None, [], ""):
+        for key in [k for k in recorded if k in REMOVABLE and k not in desired]:
+            if recorded[key] not in (None, [], ""):
                 desired[key] = None          # phoenix set it before and the file dropped it: remove it
         actual = narrowed(actual_view(facts.config, facts.status), desired)
         recorded = narrowed(recorded, desired)

@@ -38,7 +38,7 @@ class VMDocuments:
         """What the state's keyed fingerprint of the user-data is computed over."""
         if self.document is None:
             return KNOWN_AFTER_APPLY
-        return json.dumps(self.document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.document)
 
     @cached_property
     def user_data(self) -> str:
@@ -59,6 +59,38 @@ class VMDocuments:
         from phoenix.desired.cloudinit import build_meta_data
 
         return build_meta_data(self.vm)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_FILES_PLACEHOLDER = "\x00phoenix-write-files\x00"
+_ENCODED_FILES: dict[tuple[tuple[tuple[str, type, Any], ...], ...], str] = {}
+
+
+def canonical_json(document: dict[str, Any]) -> str:
+    """``json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+
+    ``write_files`` (the runner and the feature scripts: most of the text, and the same for most VMs
+    of a fleet) is encoded once per distinct content and spliced in where a placeholder was encoded;
+    if the placeholder's text occurs anywhere else, the whole document is encoded as it is."""
+    files = document.get("write_files")
+    try:
+        key = (tuple(tuple((k, type(v), v) for k, v in sorted(entry.items())) for entry in files)
+               if isinstance(files, list) else None)
+        encoded = _ENCODED_FILES.get(key) if key is not None else None
+    except (AttributeError, TypeError):   # not a list of flat dicts of hashable values
+        key = encoded = None
+    if key is None:
+        return _CANONICAL.encode(document)
+    if encoded is None:
+        encoded = _CANONICAL.encode(files)
+        if len(_ENCODED_FILES) >= 256:
+            _ENCODED_FILES.clear()
+        _ENCODED_FILES[key] = encoded
+    text = _CANONICAL.encode({**document, "write_files": _FILES_PLACEHOLDER})
+    marker = _CANONICAL.encode(_FILES_PLACEHOLDER)
+    if text.count(marker) != 1:
+        return _CANONICAL.encode(document)
+    return text.replace(marker, encoded, 1)
 
 
 def snippets_backend(cfg: "DesiredConfig") -> str:
