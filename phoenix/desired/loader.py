@@ -32,7 +32,12 @@ _PLAIN_MESSAGES = {
 }
 
 
-def load_desired(path: str | Path, existing_templates: frozenset[int] = frozenset()) -> DesiredConfig:
+# The cluster's template VMIDs, or how to get them: called only when the cross-checks need them (so a
+# caller may still be fetching them while the file is read and validated).
+Templates = frozenset[int] | Callable[[], frozenset[int]]
+
+
+def load_desired(path: str | Path, existing_templates: Templates = frozenset()) -> DesiredConfig:
     """Read ``path``; raise :class:`ConfigError` with every problem found, else return the config."""
     path = Path(path)
     data = read_json(path)
@@ -72,7 +77,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] = frozenset()) -> DesiredConfig:
+def parse_desired(data: Any, base_dir: Path, existing_templates: Templates = frozenset()) -> DesiredConfig:
     """Validate already-parsed JSON and resolve it (``base_dir`` is where ``features/`` lives)."""
     warnings: list[Problem] = []
     problems: list[Problem] = control_problems(data)
@@ -92,7 +97,8 @@ def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] 
                      if where(p.path) not in reported]
     features = available_features(base_dir)
     if isinstance(data, dict):
-        problems += cross_check(data, frozenset(existing_templates), features, where)
+        templates = existing_templates() if callable(existing_templates) else existing_templates
+        problems += cross_check(data, frozenset(templates), features, where)
     config: Optional[DesiredConfig] = None
     if model is not None and not problems:
         config = resolve(model, base_dir)
