@@ -14,6 +14,7 @@ from typing import Iterable
 from rich.console import Console
 
 from phoenix.commands.environment import Connection, Environment
+from phoenix.commands.gcpause import gc_paused
 from phoenix.desired.spec import DesiredConfig
 from phoenix.pve.inventory import Inventory
 from phoenix.state.model import State
@@ -57,7 +58,8 @@ def read_facts(ctx: Context, conn: Connection, state: State, extra_vmids: Iterab
     with ThreadPoolExecutor(max_workers=1) as pool:
         listing = pool.submit(conn.client.get_list, "/cluster/resources")
         try:
-            cfg = load_desired(ctx.config, existing_templates=lambda: template_vmids(listing.result()))
+            with gc_paused():
+                cfg = load_desired(ctx.config, existing_templates=lambda: template_vmids(listing.result()))
         except ConfigError:
             template_vmids(listing.result())
             raise
