@@ -5,6 +5,7 @@ consoles, and the facts it reads — the desired file, the state, and the cluste
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Iterable
 from rich.console import Console
 
 from phoenix.commands.environment import Connection, Environment
+from phoenix.commands.gcpause import gc_paused
 from phoenix.desired.spec import DesiredConfig
 from phoenix.pve.inventory import Inventory
 from phoenix.state.model import State
@@ -48,12 +50,20 @@ def read_facts(ctx: Context, conn: Connection, state: State, extra_vmids: Iterab
     One ``GET /cluster/resources``, then the configs of the VMs the file declares, the state records
     and ``extra_vmids``; with ``guest``, also what the guest agents of the declared running VMs report.
     """
-    from phoenix.desired import load_desired
+    from phoenix.desired import ConfigError, load_desired
     from phoenix.pve.inventory import read_inventory, template_vmids
 
-    resources = conn.client.get_list("/cluster/resources")
-    existing_templates = template_vmids(resources)
-    cfg = load_desired(ctx.config, existing_templates=existing_templates)
+    # The listing is fetched while the file is read and validated (the CPU-bound part); the file's
+    # cross-checks wait for it. A PVE error still comes before the file's problems.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        listing = pool.submit(conn.client.get_list, "/cluster/resources")
+        try:
+            with gc_paused():
+                cfg = load_desired(ctx.config, existing_templates=lambda: template_vmids(listing.result()))
+        except ConfigError:
+            template_vmids(listing.result())
+            raise
+        resources = listing.result()
     wanted = {t.vmid for t in cfg.templates} | {v.vmid for v in cfg.vms} | {v.clone_from_vmid for v in cfg.vms}
     wanted |= {int(k) for k in state.resources} | set(extra_vmids)
     inventory = read_inventory(conn.client, sorted(wanted), resources=resources)

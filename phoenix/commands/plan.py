@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoenix.commands.context import Context, read_facts
+from phoenix.commands.gcpause import gc_paused
 from phoenix.plan.build import PlanOptions, build_plan
 from phoenix.plan.model import Plan
 from phoenix.plan.render import plan_json, render_plan
@@ -32,11 +33,14 @@ def plan_command(ctx: Context, request: PlanRequest, out: Path | None = None, as
     from phoenix.plan.seal import save_sealed, sealed_state
 
     store = ctx.store()
-    state = store.read() if out is None else sealed_state(store)   # a saved plan needs the state's key on disk
+    with gc_paused():
+        state = store.read() if out is None else sealed_state(store)   # a saved plan needs the state's key on disk
     with ctx.environment.connect() as conn:
         facts = read_facts(ctx, conn, state, guest=request.guest)
-    plan: Plan = build_plan(facts.cfg, state, facts.inventory, request.options(),
-                            desired_fingerprint=facts.desired_fingerprint, outdated_templates=facts.outdated_templates)
+    with gc_paused():
+        plan: Plan = build_plan(facts.cfg, state, facts.inventory, request.options(),
+                                desired_fingerprint=facts.desired_fingerprint,
+                                outdated_templates=facts.outdated_templates)
     if as_json:
         print(plan_json(plan))
     else:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,9 +44,11 @@ def _dump(document: Any) -> str:
                      allow_unicode=True, width=1 << 16)
 
 
-def feature_scripts(vm: VMSpec, cfg: DesiredConfig) -> list[tuple[str, str]]:
-    """``[(name, script)]`` in the VM's declared order (duplicates removed)."""
-    available = available_features(cfg.base_dir)
+def feature_scripts(vm: VMSpec, cfg: DesiredConfig, available: Mapping[str, Path] | None = None) -> list[tuple[str, str]]:
+    """``[(name, script)]`` in the VM's declared order (duplicates removed); ``available`` is a listing
+    of the features directories taken once for many VMs (else they are listed now)."""
+    if available is None:
+        available = available_features(cfg.base_dir)
     return [(name, render_feature(name, available[name], vm)) for name in dict.fromkeys(vm.features)]
 
 
@@ -71,7 +75,8 @@ def build_user_data_text(document: dict[str, Any]) -> str:
     return "#cloud-config\n" + text
 
 
-def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> dict[str, Any]:
+def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool,
+                       available: Mapping[str, Path] | None = None) -> dict[str, Any]:
     """The user-data as data: host name, the user, the guest agent, then the feature runner.
 
     ``agent_baked``: the template image already has qemu-guest-agent, so it is only started;
@@ -108,7 +113,7 @@ def user_data_document(vm: VMSpec, cfg: DesiredConfig, agent_baked: bool) -> dic
     else:
         document["packages"] = [AGENT_PACKAGE]
         runcmd.append(["systemctl", "enable", "--now", AGENT_PACKAGE])
-    scripts = feature_scripts(vm, cfg)
+    scripts = feature_scripts(vm, cfg, available)
     document["write_files"] = [
         {"path": RUNNER_PATH, "permissions": "0755", "owner": "root:root", "content": runner_script()},
     ] + [

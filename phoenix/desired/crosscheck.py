@@ -11,6 +11,7 @@ import difflib
 import ipaddress
 from typing import Any, Callable, Iterable
 
+from phoenix.desired import ipv4
 from phoenix.desired.problems import Problem, join_path
 
 
@@ -85,10 +86,12 @@ def _unique_addresses(data: dict[str, Any], where: Callable[[str], str]) -> list
                 ip = nic.get(key)
                 if not isinstance(ip, str) or ip in ("dhcp", "auto"):
                     continue
-                try:
-                    address = str(kind(ip).ip)
-                except ValueError:
-                    continue
+                address = ipv4.host_address(ip) if key == "ip" else None
+                if address is None:
+                    try:
+                        address = str(kind(ip).ip)
+                    except ValueError:
+                        continue
                 ip_path = join_path(nic_path, key)
                 if address in seen:
                     problems.append(Problem(where(ip_path),

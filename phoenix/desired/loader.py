@@ -32,7 +32,12 @@ _PLAIN_MESSAGES = {
 }
 
 
-def load_desired(path: str | Path, existing_templates: frozenset[int] = frozenset()) -> DesiredConfig:
+# The cluster's template VMIDs, or how to get them: called only when the cross-checks need them (so a
+# caller may still be fetching them while the file is read and validated).
+Templates = frozenset[int] | Callable[[], frozenset[int]]
+
+
+def load_desired(path: str | Path, existing_templates: Templates = frozenset()) -> DesiredConfig:
     """Read ``path``; raise :class:`ConfigError` with every problem found, else return the config."""
     path = Path(path)
     data = read_json(path)
@@ -72,7 +77,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] = frozenset()) -> DesiredConfig:
+def parse_desired(data: Any, base_dir: Path, existing_templates: Templates = frozenset()) -> DesiredConfig:
     """Validate already-parsed JSON and resolve it (``base_dir`` is where ``features/`` lives)."""
     warnings: list[Problem] = []
     problems: list[Problem] = control_problems(data)
@@ -92,7 +97,8 @@ def parse_desired(data: Any, base_dir: Path, existing_templates: frozenset[int] 
                      if where(p.path) not in reported]
     features = available_features(base_dir)
     if isinstance(data, dict):
-        problems += cross_check(data, frozenset(existing_templates), features, where)
+        templates = existing_templates() if callable(existing_templates) else existing_templates
+        problems += cross_check(data, frozenset(templates), features, where)
     config: Optional[DesiredConfig] = None
     if model is not None and not problems:
         config = resolve(model, base_dir)
@@ -115,6 +121,11 @@ def control_problems(data: Any, path: str = ROOT) -> list[Problem]:
     Checked on the file as written, before any model, because every string in it reaches PVE,
     user-data or a file name, and a model check that forgot one would let it through.
     """
+    return _control_walk(data, path) if _may_hold_control(data) else []
+
+
+def _control_walk(data: Any, path: str) -> list[Problem]:
+    """:func:`control_problems` the slow way: the JSON path of every value as it goes."""
     problems: list[Problem] = []
     if isinstance(data, str):
         index = first_control(data)
@@ -128,11 +139,36 @@ def control_problems(data: Any, path: str = ROOT) -> list[Problem]:
                 continue
             if key in FREE_TEXT_KEYS and isinstance(value, str):
                 continue  # multi-line text: its own validator allows newlines and tabs, nothing else
-            problems += control_problems(value, join_path(path, key))
+            problems += _control_walk(value, join_path(path, key))
     elif isinstance(data, list):
         for index, item in enumerate(data):
-            problems += control_problems(item, join_path(path, index))
+            problems += _control_walk(item, join_path(path, index))
     return problems
+
+
+def _may_hold_control(data: Any) -> bool:
+    """False when no string :func:`control_problems` checks holds a control character: one regex over
+    all of them, without building a JSON path per value (a large fleet has ~16 strings per VM).
+    True also for anything unusual (subclasses, non-string keys): the full walk then decides."""
+    strings: list[str] = []
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            strings.append(item)
+        elif kind is dict:
+            for key, value in item.items():
+                if type(key) is not str:
+                    return True
+                strings.append(key)
+                if not (key in FREE_TEXT_KEYS and type(value) is str):
+                    stack.append(value)
+        elif kind is list:
+            stack.extend(item)
+        elif isinstance(item, (str, dict, list)):
+            return True
+    return first_control(" ".join(strings)) is not None
 
 
 def _control_message(text: str, index: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from phoenix.desired import ipv4
 from phoenix.desired.models import CustomizeSpec, ImageSpec, VMDefaults
 from phoenix.desired.problems import Problem
 
@@ -58,7 +59,9 @@ class NetworkSpec(_Spec):
     @property
     def address(self) -> Optional[str]:
         """The bare IPv4 address (no prefix), or None with DHCP."""
-        return None if self.is_dhcp else str(ipaddress.IPv4Interface(self.ip).ip)
+        if self.is_dhcp:
+            return None
+        return ipv4.host_address(self.ip) or str(ipaddress.IPv4Interface(self.ip).ip)
 
 
 class NicSpec(_Spec):

@@ -14,6 +14,7 @@ import re
 import struct
 from urllib.parse import unquote, urlsplit
 
+from phoenix.desired import ipv4
 from phoenix.text import first_control
 
 VMID_MIN, VMID_MAX = 100, 999_999_999
@@ -123,6 +124,11 @@ def check_cidr_or_dhcp(value: str) -> str:
     """``dhcp`` or an IPv4 host address with prefix length (what PVE's ``ipconfig0 ip=`` takes)."""
     if value == "dhcp":
         return value
+    fast = ipv4.interface(value)
+    if fast is not None:
+        network, broadcast = ipv4.network_bounds(*fast)
+        if fast[1] >= 31 or fast[0] not in (network, broadcast):
+            return value
     example = "expected 'dhcp' or an IPv4 address with prefix length, e.g. 10.0.0.101/24"
     if "/" not in value:
         raise ValueError(f"{value!r} has no prefix length; {example}")
@@ -138,6 +144,8 @@ def check_cidr_or_dhcp(value: str) -> str:
 
 def check_ipv4(value: str) -> str:
     """A plain IPv4 address (gateway)."""
+    if ipv4.address(value) is not None:
+        return value
     try:
         ipaddress.IPv4Address(value)
     except ValueError:
@@ -220,6 +228,8 @@ def check_description(value: str) -> str:
 def check_ip(value: str) -> str:
     """A plain IPv4 or IPv6 address (name servers); no IPv6 scope id (``fe80::1%eth0``), which
     ``ipaddress`` accepts but which would carry any text into PVE, user-data and feature scripts."""
+    if ipv4.address(value) is not None:
+        return value
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
@@ -231,6 +241,11 @@ def check_ip(value: str) -> str:
 
 def check_gateway_in_subnet(ip: str, gw: str) -> None:
     """The gateway must be reachable on the VM's own subnet and not be the VM's own address."""
+    fast, gateway_value = ipv4.interface(ip), ipv4.address(gw)
+    if fast is not None and gateway_value is not None:
+        network, broadcast = ipv4.network_bounds(*fast)
+        if network <= gateway_value <= broadcast and gateway_value != fast[0]:
+            return
     iface = ipaddress.IPv4Interface(ip)
     gateway = ipaddress.IPv4Address(gw)
     if gateway not in iface.network:

@@ -106,7 +106,7 @@ class Attribute:
     show: Callable[[Any], str] = _show_json          # how rendering prints a (non-sensitive) value
     # The actual value cut down to what the desired one declares (e.g. a NIC's MAC that PVE picked),
     # as the views are cut down to the declared attributes.
-    narrow: Callable[[Any, Any], Any] = lambda actual, desired: actual
+    narrow: Callable[[Any, Any], Any] = lambda actual, desired: actual  # noqa: E731 - views skip this default
     # A reboot that depends on the change (e.g. a new disk hot-plugs, a changed disk option does not).
     reboot_when: Callable[[Any, Any], bool] | None = None
     # Its value's ``size_gb`` only grows, by a resize of ``pve_keys[0]``; a smaller one is a plan error.

@@ -50,12 +50,29 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[AttributeChan
     return [AttributeChange(k, before.get(k), after.get(k)) for k in keys]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _identical(a: Any, b: Any) -> bool:
-    """Equal with exactly the same types all the way down (so DeepDiff could find nothing either)."""
-    if type(a) is not type(b):
+    """Equal with exactly the same types all the way down (so DeepDiff could find nothing either).
+
+    Scalars are compared inline rather than by a call each: a plan compares two views of ~30
+    attributes per VM, most of them strings and numbers."""
+    kind = type(a)
+    if kind is not type(b):
         return False
+    if kind in _SCALARS:
+        return bool(a == b)
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
+        if a.keys() != b.keys():
+            return False
+        for key, value in a.items():
+            other = b[key]
+            if type(value) is not type(other):
+                return False
+            if not (value == other if type(value) in _SCALARS else _identical(value, other)):
+                return False
+        return True
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
     return bool(a == b)

@@ -8,8 +8,11 @@ depend on their template's chain.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import AbstractSet, Any, Iterable
 
+from phoenix.desired.features import available_features
 from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
 from phoenix.pve.inventory import Inventory, VMFacts
 from phoenix.state.model import ResourceState, State
@@ -69,6 +72,11 @@ class _Builder:
         self.problems: list[str] = []
         self.guest_drift: list[dict[str, Any]] = []
         self.guest_facts: dict[int, Any] = getattr(inventory, "guest_facts", {}) or {}
+
+    @cached_property
+    def features(self) -> dict[str, Path]:
+        """The feature scripts, listed once per plan (not twice per VM: a directory stat each)."""
+        return available_features(self.cfg.base_dir)
 
     def guest_timeout(self, vm: Any) -> int:
         return int(self.options.guest_timeout or getattr(vm, "guest_timeout_s", None)
@@ -158,7 +166,7 @@ class _Builder:
                                  f"(nodes: {', '.join(self.nodes)})")
         # The template's agent fact: read from PVE now, or the output of its chain (None) when it is to be built.
         baked = None if template_pending else agent_baked(template_facts.config if template_facts else {})
-        docs = render_documents(self.cfg, vm, baked)
+        docs = render_documents(self.cfg, vm, baked, self.features)
         desired = desired_view(vm, docs.cicustom, self.fingerprint(docs.fingerprint_source))
         rc = ResourceChange(address=f"vm.{vm.vmid}", vmid=vm.vmid, kind="vm", name=vm.name, node=node,
                             action=NOOP, depends_on=[vm.clone_from_vmid] if template_pending else [])
@@ -194,8 +202,8 @@ class _Builder:
             return rc, None
         rc.digest = facts.config.get("digest")
         recorded = recorded_view(record)
-        for key in REMOVABLE - set(desired):
-            if recorded.get(key) not in (None, [], ""):
+        for key in [k for k in recorded if k in REMOVABLE and k not in desired]:
+            if recorded[key] not in (None, [], ""):
                 desired[key] = None          # phoenix set it before and the file dropped it: remove it
         actual = narrowed(actual_view(facts.config, facts.status), desired)
         recorded = narrowed(recorded, desired)

@@ -26,7 +26,10 @@ CLOUDINIT_CHANGES = CLOUDINIT | {"user_data"}
 def pending_cases(desired: dict[str, Any], actual: dict[str, Any], pending_actual: dict[str, Any],
                   changed: set[str]) -> tuple[set[str], dict[str, tuple[Any, Any]]]:
     """``(waiting, reverts)``: changed attributes whose declared value is already pending (they wait
-    for a reboot), and unchanged ones with a different pending value (attribute → (pending, current))."""
+    for a reboot), and unchanged ones with a different pending value (attribute → (pending, current)).
+    ``pending_actual`` is ``actual`` itself when nothing is pending: then there are none of either."""
+    if pending_actual is actual:
+        return set(), {}
     waiting = {k for k in changed if k not in STATE_TRACKED and k in BY_NAME and BY_NAME[k].pve_keys
                and pending_actual.get(k) == desired.get(k) and actual.get(k) != desired.get(k)}
     reverts = {k: (pending_actual.get(k), actual.get(k)) for k in desired

@@ -8,7 +8,6 @@ notice that they changed, useless to recover them.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -44,8 +43,7 @@ def utc_now() -> str:
 def fingerprint(secret: str, lineage: str) -> str:
     """HMAC-SHA256 of ``secret`` keyed by the state's lineage: comparable within one state, not
     across states (so equal passwords in two states do not look equal), and not reversible."""
-    digest = hmac.new(lineage.encode("utf-8"), secret.encode("utf-8"), hashlib.sha256).hexdigest()
-    return f"hmac-sha256:{digest}"
+    return "hmac-sha256:" + hmac.digest(lineage.encode("utf-8"), secret.encode("utf-8"), "sha256").hex()
 
 
 def _reject_secrets(value: Any, path: str) -> None:
