@@ -39,6 +39,9 @@ __all__ = ["PVEClient", "PVEApiError", "PVEAnswerError", "PVEConnectionError", "
            "join_path"]
 
 LOG_TAIL_LINES = 10
+# Connections kept for reuse: as many as phoenix ever uses at once (64 plan readers, --parallelism ≤ 64);
+# a smaller pool closes the surplus after each call and pays a TLS handshake for the next one.
+POOL_SIZE = 64
 
 
 class PVEApiError(PhoenixError):
@@ -90,7 +93,7 @@ class PVEClient:
     """Path-based PVE API calls over proxmoxer's https backend; create with :meth:`connect`."""
 
     def __init__(self, api: ProxmoxAPI, settings: ConnectionSettings, *,
-                 policy: RetryPolicy = DEFAULT_POLICY, pool_size: int = 16):
+                 policy: RetryPolicy = DEFAULT_POLICY, pool_size: int = POOL_SIZE):
         self.api = api
         self.settings = settings
         self.policy = policy
@@ -119,7 +122,7 @@ class PVEClient:
 
     @classmethod
     def connect(cls, settings: ConnectionSettings, *, policy: RetryPolicy | None = None,
-                pool_size: int = 16) -> "PVEClient":
+                pool_size: int = POOL_SIZE) -> "PVEClient":
         """Open a session with token or ticket auth (a ticket login happens here, retried if transient)."""
         warn_insecure_once(settings)
         policy = policy or DEFAULT_POLICY

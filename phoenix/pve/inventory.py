@@ -63,9 +63,20 @@ class Inventory:
         return guest[1] if guest else None
 
 
-def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_workers: int = 16, *,
+def readers_for(count: int) -> int:
+    """How many configs to read at once: 16, up to 64 for large fleets (one per 150 VMs).
+
+    Each read is mostly waiting for PVE, so more readers hide more latency; but each is a TLS
+    connection to set up, and on both sides more threads contend for the interpreter.  Measured on
+    2 cores against the simulator at 10 ms: 1,000 VMs read fastest with 16, 10,000 with 64.
+    """
+    return max(16, min(64, count // 150))
+
+
+def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_workers: int | None = None, *,
                    resources: list[dict[str, Any]] | None = None) -> Inventory:
-    """Read the cluster's resources once, then the configs of ``vmids`` (all VMs when ``None``).
+    """Read the cluster's resources once, then the configs of ``vmids`` (all VMs when ``None``), with
+    ``max_workers`` readers (default :func:`readers_for` the count).
 
     ``resources`` is an already fetched ``GET /cluster/resources`` answer (unfiltered), for a
     caller that needed it earlier; it saves the call.
@@ -99,7 +110,8 @@ def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_wo
 
     wanted = sorted(entries) if vmids is None else sorted({int(v) for v in vmids} & entries.keys())
     if wanted:
-        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
+        readers = readers_for(len(wanted)) if max_workers is None else max_workers
+        with ThreadPoolExecutor(max_workers=max(1, min(readers, len(wanted)))) as pool:
             results = pool.map(lambda vmid: _read_vm(client, entries[vmid]), wanted)
             for facts in results:
                 if facts is not None:
