@@ -10,6 +10,8 @@ import ssl
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phoenix.errors import PhoenixError
 from phoenix.pve.client import PVEClient
@@ -100,3 +102,40 @@ def test_progress_without_a_terminal_is_a_line_every_ten_percent():
     assert len(lines) == 10
     assert lines[0].startswith("uploading x.qcow2: 10% of 1000.0 MiB, ") and "MiB/s" in lines[0]
     assert lines[-1].startswith("uploading x.qcow2: 100% of 1000.0 MiB")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["content", "checksum", "checksum-algorithm", "x-extra"]),
+                          st.text(max_size=20)), max_size=4, unique_by=lambda kv: kv[0]),
+       st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
+       st.binary(max_size=3 * 1024))
+def test_the_streamed_body_is_what_requests_toolbelt_writes(tmp_path_factory, fields, filename, content):
+    """The framing around the streamed file equals MultipartEncoder's (the library it replaced for speed)."""
+    from requests_toolbelt import MultipartEncoder
+
+    from phoenix.pve.upload import _Body, multipart_framing
+
+    path = tmp_path_factory.mktemp("body") / "file"
+    path.write_bytes(content)
+    boundary = "0123456789abcdef0123456789abcdef"
+    head, tail = multipart_framing(fields, filename, boundary)
+    with open(path, "rb") as handle:
+        expected = MultipartEncoder([*fields, ("filename", (filename, handle, "application/octet-stream"))],
+                                    boundary=boundary).to_string()
+    with open(path, "rb") as handle:
+        body = _Body(head, handle, len(content), tail, None)
+        chunks = iter(lambda: body.read(1000), b"")
+        streamed = b"".join(chunks)
+    assert streamed == expected and body.len == len(expected)
+
+
+def test_a_file_that_shrinks_while_uploading_is_an_error_not_a_short_body(tmp_path):
+    from phoenix.pve.upload import _Body
+
+    path = tmp_path / "file"
+    path.write_bytes(b"x" * 100)
+    with open(path, "rb") as handle:
+        body = _Body(b"head", handle, 200, b"tail", None)          # the size seen before it shrank
+        assert body.read() == b"head" and body.read() == b"x" * 100
+        with pytest.raises(OSError, match="ended early"):
+            body.read()
