@@ -66,7 +66,8 @@ class _Body:
         while self._pieces:
             piece = self._pieces[0]
             if piece is not None:
-                block = self._pieces.popleft()
+                self._pieces.popleft()
+                block = piece
             elif self._file_left == 0:
                 self._pieces.popleft()
                 continue
