@@ -129,6 +129,13 @@ def check_cidr_or_dhcp(value: str) -> str:
         network, broadcast = ipv4.network_bounds(*fast)
         if fast[1] >= 31 or fast[0] not in (network, broadcast):
             return value
+    return cidr_or_dhcp_by_ipaddress(value)
+
+
+def cidr_or_dhcp_by_ipaddress(value: str) -> str:
+    """:func:`check_cidr_or_dhcp` through ``ipaddress`` alone: every other spelling, and every error."""
+    if value == "dhcp":
+        return value
     example = "expected 'dhcp' or an IPv4 address with prefix length, e.g. 10.0.0.101/24"
     if "/" not in value:
         raise ValueError(f"{value!r} has no prefix length; {example}")
@@ -144,8 +151,11 @@ def check_cidr_or_dhcp(value: str) -> str:
 
 def check_ipv4(value: str) -> str:
     """A plain IPv4 address (gateway)."""
-    if ipv4.address(value) is not None:
-        return value
+    return value if ipv4.address(value) is not None else ipv4_by_ipaddress(value)
+
+
+def ipv4_by_ipaddress(value: str) -> str:
+    """:func:`check_ipv4` through ``ipaddress`` alone."""
     try:
         ipaddress.IPv4Address(value)
     except ValueError:
@@ -228,8 +238,11 @@ def check_description(value: str) -> str:
 def check_ip(value: str) -> str:
     """A plain IPv4 or IPv6 address (name servers); no IPv6 scope id (``fe80::1%eth0``), which
     ``ipaddress`` accepts but which would carry any text into PVE, user-data and feature scripts."""
-    if ipv4.address(value) is not None:
-        return value
+    return value if ipv4.address(value) is not None else ip_by_ipaddress(value)
+
+
+def ip_by_ipaddress(value: str) -> str:
+    """:func:`check_ip` through ``ipaddress`` alone."""
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
@@ -246,6 +259,11 @@ def check_gateway_in_subnet(ip: str, gw: str) -> None:
         network, broadcast = ipv4.network_bounds(*fast)
         if network <= gateway_value <= broadcast and gateway_value != fast[0]:
             return
+    gateway_in_subnet_by_ipaddress(ip, gw)
+
+
+def gateway_in_subnet_by_ipaddress(ip: str, gw: str) -> None:
+    """:func:`check_gateway_in_subnet` through ``ipaddress`` alone: every other spelling, and every error."""
     iface = ipaddress.IPv4Interface(ip)
     gateway = ipaddress.IPv4Address(gw)
     if gateway not in iface.network:
