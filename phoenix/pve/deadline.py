@@ -21,7 +21,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 
-__all__ = ["Scope", "whole_answer_within", "current_scope", "socket_identity", "DeadlineHTTPSConnectionPool", "DeadlineAdapter"]
+__all__ = ["Scope", "whole_answer_within", "current_scope", "socket_identity", "watch_socket", "DeadlineHTTPSConnectionPool", "DeadlineAdapter"]
 
 
 class _Armed:
@@ -147,6 +147,13 @@ def socket_identity(sock: Any) -> tuple[int, int] | None:
         return None
 
 
+def watch_socket(identity: tuple[int, int] | None) -> None:
+    """Cut the socket ``identity`` off at the current scope's deadline (no scope, or no socket: nothing)."""
+    scope = current_scope()
+    if scope is not None and identity is not None:
+        scope.watch(*identity)
+
+
 class _DeadlineHTTPSConnection(HTTPSConnection):
     """Registers the TCP socket before the TLS handshake, so a dribbled handshake is cut off too;
     remembers its identity, so a kept-alive connection is registered without a system call."""
@@ -156,9 +163,7 @@ class _DeadlineHTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
         self.phoenix_identity = socket_identity(sock)
-        scope = current_scope()
-        if scope is not None and self.phoenix_identity is not None:
-            scope.watch(*self.phoenix_identity)
+        watch_socket(self.phoenix_identity)
         return sock
 
 
@@ -169,11 +174,8 @@ class DeadlineHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
 
     def _validate_conn(self, conn: Any) -> None:
         super()._validate_conn(conn)
-        scope = current_scope()
-        if scope is not None and conn.sock is not None:
-            identity = getattr(conn, "phoenix_identity", None) or socket_identity(conn.sock)
-            if identity is not None:
-                scope.watch(*identity)
+        if current_scope() is not None and conn.sock is not None:
+            watch_socket(getattr(conn, "phoenix_identity", None) or socket_identity(conn.sock))
 
 
 class DeadlineAdapter(HTTPAdapter):

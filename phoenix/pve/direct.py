@@ -17,7 +17,6 @@ is noticed before reuse and replaced.
 from __future__ import annotations
 
 import http.client
-import select
 import socket
 import ssl
 import threading
@@ -25,10 +24,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from urllib3.util.wait import wait_for_read
 
 from phoenix.httpheaders import with_fast_headers
 from phoenix.pve.answer import PVEAnswerError, read_capped
-from phoenix.pve.deadline import current_scope, socket_identity
+from phoenix.pve.deadline import socket_identity, watch_socket
 
 __all__ = ["DirectGet", "API_PREFIX"]
 
@@ -52,24 +52,18 @@ class _Connection(http.client.HTTPSConnection):
     def _watched_connection(self, address: tuple[str, int], timeout: Any, source_address: Any) -> socket.socket:
         sock = socket.create_connection(address, timeout, source_address)
         self.identity = socket_identity(sock)
-        self.watch()
+        watch_socket(self.identity)
         return sock
 
-    def watch(self) -> None:
-        """Register this connection's socket with the thread's current deadline scope, if any."""
-        scope = current_scope()
-        if scope is not None and self.identity is not None:
-            scope.watch(*self.identity)
-
     def dropped(self) -> bool:
-        """True when an idle kept-alive connection is unusable: closed by the server, or data waiting."""
+        """True when an idle kept-alive connection is unusable: closed by the server, or data waiting
+        (urllib3's own check, by poll: no limit on the descriptor's number, unlike select)."""
         if self.sock is None:
             return True
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+            return wait_for_read(self.sock, timeout=0.0)
+        except OSError:
             return True
-        return bool(readable)
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:
@@ -105,7 +99,7 @@ class DirectGet:
             if conn is None:
                 return _Connection(self._host, self._port, self._timeout, self._context)
             if not conn.dropped():
-                conn.watch()
+                watch_socket(conn.identity)
                 return conn
             conn.close()
 
