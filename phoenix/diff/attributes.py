@@ -85,6 +85,11 @@ def _no_write(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def keep_actual(actual: Any, desired: Any) -> Any:
+    """The default ``narrow``: the actual value as it is (the views skip entries that keep it)."""
+    return actual
+
+
 def _show_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -106,7 +111,7 @@ class Attribute:
     show: Callable[[Any], str] = _show_json          # how rendering prints a (non-sensitive) value
     # The actual value cut down to what the desired one declares (e.g. a NIC's MAC that PVE picked),
     # as the views are cut down to the declared attributes.
-    narrow: Callable[[Any, Any], Any] = lambda actual, desired: actual  # noqa: E731 - views skip this default
+    narrow: Callable[[Any, Any], Any] = keep_actual
     # A reboot that depends on the change (e.g. a new disk hot-plugs, a changed disk option does not).
     reboot_when: Callable[[Any, Any], bool] | None = None
     # Its value's ``size_gb`` only grows, by a resize of ``pve_keys[0]``; a smaller one is a plan error.

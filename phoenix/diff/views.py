@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Mapping
 
-from phoenix.diff.attributes import ATTRIBUTES, Attribute, Declared, Observed
+from phoenix.diff.attributes import ATTRIBUTES, Attribute, Declared, Observed, keep_actual
 
 if TYPE_CHECKING:
     from phoenix.desired.spec import VMSpec
@@ -99,6 +99,5 @@ def narrowed(view: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, A
     return result
 
 
-# The entries whose ``narrow`` does something (the default returns the actual value as it is).
-_NARROWING = {entry.name: entry.narrow for entry in ATTRIBUTES
-              if entry.narrow is not Attribute.__dataclass_fields__["narrow"].default}
+# The entries whose ``narrow`` does something (the default keeps the actual value as it is).
+_NARROWING = {entry.name: entry.narrow for entry in ATTRIBUTES if entry.narrow is not keep_actual}

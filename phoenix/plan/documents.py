@@ -63,6 +63,7 @@ class VMDocuments:
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _FILES_PLACEHOLDER = "\x00phoenix-write-files\x00"
+_FILES_MARKER = _CANONICAL.encode(_FILES_PLACEHOLDER)        # how the placeholder reads in the encoded text
 _ENCODED_FILES: dict[tuple[tuple[tuple[str, type, Any], ...], ...], str] = {}
 
 
@@ -87,10 +88,9 @@ def canonical_json(document: dict[str, Any]) -> str:
             _ENCODED_FILES.clear()
         _ENCODED_FILES[key] = encoded
     text = _CANONICAL.encode({**document, "write_files": _FILES_PLACEHOLDER})
-    marker = _CANONICAL.encode(_FILES_PLACEHOLDER)
-    if text.count(marker) != 1:
+    if text.count(_FILES_MARKER) != 1:
         return _CANONICAL.encode(document)
-    return text.replace(marker, encoded, 1)
+    return text.replace(_FILES_MARKER, encoded, 1)
 
 
 def snippets_backend(cfg: "DesiredConfig") -> str:
