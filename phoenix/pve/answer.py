@@ -15,7 +15,7 @@ from typing import Any
 from phoenix.errors import PhoenixError
 from phoenix.text import printable
 
-__all__ = ["MAX_ANSWER_BYTES", "PVEAnswerError", "read_body", "read_capped", "decode_answer", "error_details",
+__all__ = ["MAX_ANSWER_BYTES", "PVEAnswerError", "read_body", "read_capped", "too_large", "decode_answer", "error_details",
            "expect_list", "expect_dict", "int_field", "str_field"]
 
 # Far above any real PVE answer (a 10,000-guest /cluster/resources is about 5 MiB).
@@ -29,6 +29,13 @@ class PVEAnswerError(PhoenixError):
 
 def _mib(size: int) -> str:
     return f"{round(size / (1 << 20), 1):g} MiB"
+
+
+def too_large(where: str, size: int | None = None, limit: int = MAX_ANSWER_BYTES) -> PVEAnswerError:
+    """The error for an answer over ``limit``: its announced ``size``, or (streamed) just "larger"."""
+    if size is not None:
+        return PVEAnswerError(f"{where}: the answer is {_mib(size)}, more than the {_mib(limit)} phoenix reads from PVE")
+    return PVEAnswerError(f"{where}: the answer is larger than the {_mib(limit)} phoenix reads from PVE")
 
 
 def read_body(response: Any, where: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
@@ -46,8 +53,7 @@ def read_capped(read: Callable[[int | None], bytes], length: str | None, where: 
     anything else is read in chunks, counted as it streams.
     """
     if length is not None and length.strip().isdigit() and int(length) > limit:
-        raise PVEAnswerError(f"{where}: the answer is {_mib(int(length))}, more than the {_mib(limit)} "
-                             "phoenix reads from PVE")
+        raise too_large(where, int(length), limit)
     if length is not None and length.strip().isdigit() and one_read:
         return read(None)
     chunks: list[bytes] = []
@@ -58,7 +64,7 @@ def read_capped(read: Callable[[int | None], bytes], length: str | None, where: 
             return b"".join(chunks)
         total += len(chunk)
         if total > limit:
-            raise PVEAnswerError(f"{where}: the answer is larger than the {_mib(limit)} phoenix reads from PVE")
+            raise too_large(where, limit=limit)
         chunks.append(chunk)
 
 

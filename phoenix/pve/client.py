@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -28,8 +29,9 @@ from proxmoxer.tools import Tasks
 from phoenix.errors import PhoenixError
 from phoenix.pve.answer import (PVEAnswerError, decode_answer, error_details, expect_dict, expect_list, int_field,
                                 read_body, str_field)
-from phoenix.pve.deadline import DeadlineAdapter, whole_answer_within
+from phoenix.pve.deadline import AnswerDeadline, DeadlineAdapter, whole_answer_within
 from phoenix.pve.direct import DirectGet
+from phoenix.pve.multiplex import Answer
 from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner
 from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_message
 from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
@@ -42,6 +44,7 @@ LOG_TAIL_LINES = 10
 # Connections kept for reuse: as many as phoenix ever uses at once (64 plan readers, --parallelism ≤ 64);
 # a smaller pool closes the surplus after each call and pays a TLS handshake for the next one.
 POOL_SIZE = 64
+READ_WIDTH = 16          # concurrent reads of read_each unless told
 
 
 class PVEApiError(PhoenixError):
@@ -181,16 +184,25 @@ class PVEClient:
         upload (a file object among the parameters) is bounded per read instead, as its body may
         take long to send.
         """
-        method = method.upper()
-        clean = _clean_params(params)
+        return self._call(method.upper(), path, _clean_params(params))
+
+    def _call(self, method: str, path: str, clean: dict[str, Any], first: Answer | Exception | None = None,
+              started: float | None = None) -> Any:
+        """One call through the retry policy; ``first``: its first try's outcome, already had (read_each),
+        begun at ``started``."""
         direct = self._direct if method == "GET" else None
         uploading = any(hasattr(value, "read") for value in clean.values())
-        started = time.monotonic()
+        started = time.monotonic() if started is None else started
         attempts = 0
 
         def once() -> Any:
-            nonlocal attempts
+            nonlocal attempts, first
             attempts += 1
+            if first is not None:
+                had, first = first, None
+                if isinstance(had, Exception):
+                    raise had
+                return interpret_answer(*had, method, path)
             with whole_answer_within(None if uploading else self.settings.timeout) as scope:
                 try:
                     if direct is not None:
@@ -201,10 +213,10 @@ class PVEClient:
                         status, reason, location, body = self._send(method, path, clean)
                 except requests.RequestException as exc:
                     if scope.expired:
-                        raise _AnswerDeadline(str(exc)) from None
+                        raise AnswerDeadline(str(exc)) from None
                     raise
             if scope.expired:   # cut off mid-headers, http.client may have taken the EOF for their end
-                raise _AnswerDeadline("the answer was cut off at the deadline")
+                raise AnswerDeadline("the answer was cut off at the deadline")
             return interpret_answer(status, reason, location, body, method, path)
 
         try:
@@ -212,6 +224,45 @@ class PVEClient:
         except requests.RequestException as exc:
             raise _connection_error(self.settings, exc, method, path,
                                     attempts=attempts, elapsed=time.monotonic() - started) from None
+
+    def read_each(self, paths: Sequence[str], width: int = READ_WIDTH) -> Iterator[tuple[int, Any | PhoenixError]]:
+        """GET each path (no parameters) and yield ``(index, data)`` as answers arrive, in any order;
+        a path that failed (after the retry policy) yields ``(index, error)`` instead.
+
+        With an API token (and no proxy) one thread reads over up to ``width`` connections
+        (:mod:`phoenix.pve.multiplex`); a failed first try is retried per policy after the others
+        arrived.  Otherwise ``width`` threads call :meth:`get`.  Each answer is checked as
+        :meth:`get` checks it.
+        """
+        if self._direct is None:
+            yield from self._read_each_threaded(paths, width)
+            return
+        retry: list[tuple[int, Exception, float]] = []
+        for index, outcome, asked in self._direct.read_many(paths, width):
+            if isinstance(outcome, Exception):
+                retry.append((index, outcome, asked))
+                continue
+            with self._count_lock:
+                self._count += 1
+            try:
+                yield index, self._call("GET", paths[index], {}, first=outcome, started=asked)
+            except PhoenixError as exc:
+                yield index, exc
+        for index, failure, asked in retry:
+            try:
+                yield index, self._call("GET", paths[index], {}, first=failure, started=asked)
+            except PhoenixError as exc:
+                yield index, exc
+
+    def _read_each_threaded(self, paths: Sequence[str], width: int) -> Iterator[tuple[int, Any | PhoenixError]]:
+        def read(index: int) -> tuple[int, Any | PhoenixError]:
+            try:
+                return index, self.get(paths[index])
+            except PhoenixError as exc:
+                return index, exc
+
+        with ThreadPoolExecutor(max_workers=max(1, min(width, len(paths)))) as pool:
+            yield from pool.map(read, range(len(paths)))
 
     def _send(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, str, str, bytes]:
         """One request through the proxmoxer session (auth, CSRF, uploads), the answer read whole (capped)."""
@@ -346,10 +397,6 @@ def read_response(response: requests.Response, where: str) -> bytes:
         response.close()
 
 
-class _AnswerDeadline(requests.exceptions.ReadTimeout):
-    """The whole answer did not arrive within the deadline (the watchdog cut the connection)."""
-
-
 def interpret_answer(status: int, reason: str, location: str, body: bytes, method: str, path: str) -> Any:
     """PVE's answer → its ``data``, or the one-line error it amounts to."""
     where = f"{method} {path}"
@@ -396,10 +443,10 @@ def _ticket_login(settings: ConnectionSettings) -> tuple[str, str]:
                 body = read_response(response, where)
             except requests.RequestException as exc:
                 if scope.expired:
-                    raise _AnswerDeadline(str(exc)) from None
+                    raise AnswerDeadline(str(exc)) from None
                 raise
             if scope.expired:
-                raise _AnswerDeadline("the answer was cut off at the deadline")
+                raise AnswerDeadline("the answer was cut off at the deadline")
     finally:
         session.close()
     if response.status_code in (401, 403):

@@ -17,11 +17,12 @@ import threading
 import time
 from typing import Any
 
+import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 
-__all__ = ["Scope", "whole_answer_within", "current_scope", "socket_identity", "watch_socket", "DeadlineHTTPSConnectionPool", "DeadlineAdapter"]
+__all__ = ["AnswerDeadline", "Scope", "whole_answer_within", "current_scope", "socket_identity", "watch_socket", "DeadlineHTTPSConnectionPool", "DeadlineAdapter"]
 
 
 class _Armed:
@@ -90,6 +91,11 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+
+
+class AnswerDeadline(requests.exceptions.ReadTimeout):
+    """The whole answer did not arrive within the deadline (the connection was cut off)."""
+
 _local = threading.local()
 
 

@@ -16,10 +16,14 @@ is noticed before reuse and replaced.
 
 from __future__ import annotations
 
+import errno
 import http.client
+import os
+import re
 import socket
 import ssl
 import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,10 +33,12 @@ from urllib3.util.wait import wait_for_read
 from phoenix.httpheaders import with_fast_headers
 from phoenix.pve.answer import PVEAnswerError, read_capped
 from phoenix.pve.deadline import socket_identity, watch_socket
+from phoenix.pve.multiplex import Answer, read_many
 
 __all__ = ["DirectGet", "API_PREFIX"]
 
 API_PREFIX = "/api2/json"
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]|[^\x00-\x7f]")
 
 
 class _Response(http.client.HTTPResponse):
@@ -91,6 +97,8 @@ class DirectGet:
         self._idle: list[_Connection] = []
         self._pool_size = max(1, pool_size)
         self._lock = threading.Lock()
+        self._request_head = _request_head(self._host, port, self._headers)
+        self._address: tuple[Any, ...] | None = None
 
     def _take(self) -> _Connection:
         while True:
@@ -144,11 +152,76 @@ class DirectGet:
             self._give_back(conn)
         return response.status, response.reason or "", response.getheader("location", ""), body
 
+    # --- for read_many (phoenix.pve.multiplex): the same connections, driven without blocking ---
+
+    def read_many(self, paths: Sequence[str], width: int) -> Iterator[tuple[int, Answer | Exception, float]]:
+        """GET ``paths`` from this thread over up to ``width`` connections; ``(index, answer or error,
+        when asked)`` as each ends."""
+        return read_many(self, paths, width, self._timeout)
+
+    def request_bytes(self, path: str) -> bytes:
+        """The GET of ``path`` as :meth:`get` sends it (http.client's headers, in its order)."""
+        url = API_PREFIX + "/" + path.strip("/")
+        if _UNSENDABLE.search(url):          # what http.client refuses (InvalidURL), refused alike
+            raise requests.exceptions.ConnectionError(f"URL can't contain control characters or spaces: {url!r}")
+        return b"GET " + url.encode("ascii") + self._request_head
+
+    def take_idle(self) -> ssl.SSLSocket | None:
+        """A kept-alive connection's socket, non-blocking, or None (the connection object is discarded)."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return None
+            if not conn.dropped():
+                sock, conn.sock = conn.sock, None
+                sock.setblocking(False)
+                return sock
+            conn.close()
+
+    def start_connect(self) -> socket.socket:
+        """A non-blocking TCP socket whose connect has begun (name resolved once, first address)."""
+        if self._address is None:
+            self._address = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = self._address
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # as http.client does
+            sock.setblocking(False)
+            error = sock.connect_ex(address)
+            if error not in (0, errno.EINPROGRESS):
+                raise ConnectionRefusedError(error, os.strerror(error))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def wrap(self, sock: socket.socket) -> ssl.SSLSocket:
+        """TLS over a connected non-blocking socket, the handshake left to the caller (same context and name check)."""
+        return self._context.wrap_socket(sock, server_hostname=self._host, do_handshake_on_connect=False)
+
+    def give_back_socket(self, sock: ssl.SSLSocket) -> None:
+        """Keep a connection read_many is done with, for the next :meth:`get`."""
+        sock.settimeout(self._timeout)
+        conn = _Connection(self._host, self._port, self._timeout, self._context)
+        conn.sock = sock
+        conn.identity = socket_identity(sock)
+        self._give_back(conn)
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _request_head(host: str, port: int, headers: dict[str, str]) -> bytes:
+    """What http.client sends after the request target: Host (bracketed IPv6, port unless 443),
+    Accept-Encoding identity, then ``headers``."""
+    shown = f"[{host}]" if ":" in host else host
+    lines = [f"Host: {shown}" if port == 443 else f"Host: {shown}:{port}", "Accept-Encoding: identity"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return (" HTTP/1.1\r\n" + "".join(line + "\r\n" for line in lines) + "\r\n").encode("latin-1")
 
 
 def _connect(conn: _Connection) -> None:

@@ -12,7 +12,6 @@ therefore costs N + 1 requests here, never N × k.  The resources call is not fi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,11 +110,14 @@ def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_wo
     wanted = sorted(entries) if vmids is None else sorted({int(v) for v in vmids} & entries.keys())
     if wanted:
         readers = readers_for(len(wanted)) if max_workers is None else max_workers
-        with ThreadPoolExecutor(max_workers=max(1, min(readers, len(wanted)))) as pool:
-            results = pool.map(lambda vmid: _read_vm(client, entries[vmid]), wanted)
-            for facts in results:
-                if facts is not None:
-                    inventory.vms[facts.vmid] = facts
+        paths = [_pending_path(entries[vmid]) for vmid in wanted]
+        outcomes: list[Any] = [None] * len(wanted)
+        for index, outcome in client.read_each(paths, max(1, min(readers, len(wanted)))):
+            outcomes[index] = outcome
+        for vmid, path, outcome in zip(wanted, paths, outcomes):   # VMID order (the first error too)
+            facts = _vm_facts(entries[vmid], path, outcome)
+            if facts is not None:
+                inventory.vms[facts.vmid] = facts
     inventory.request_count = client.request_count - before
     return inventory
 
@@ -128,17 +130,20 @@ def template_vmids(resources: list[dict[str, Any]]) -> frozenset[int]:
                      if item.get("type") == "qemu" and str(item.get("template", 0)) in ("1", "True"))
 
 
-def _read_vm(client: PVEClient, entry: dict[str, Any]) -> VMFacts | None:
-    """Config of one listed VM; ``None`` if it vanished between the listing and this read."""
+def _pending_path(entry: dict[str, Any]) -> str:
+    return f"/nodes/{entry.get('node', '')}/qemu/{int(entry['vmid'])}/pending"
+
+
+def _vm_facts(entry: dict[str, Any], path: str, outcome: Any) -> VMFacts | None:
+    """A listed VM's facts from its ``GET .../pending`` answer (or the error it ended in); ``None``
+    if the VM vanished between the listing and this read."""
     vmid = int(entry["vmid"])
     node = str(entry.get("node", ""))
-    path = f"/nodes/{node}/qemu/{vmid}/pending"
-    try:
-        pending = parse_pending(client.get_list(path))
-    except PVEApiError as exc:
-        if "does not exist" in exc.message:
-            return None
-        raise
+    if isinstance(outcome, PVEApiError) and "does not exist" in outcome.message:
+        return None
+    if isinstance(outcome, Exception):
+        raise outcome
+    pending = parse_pending(expect_list(outcome, f"GET {path}"))
     config = pending.current_config()
     name = config.get("name") or entry.get("name") or f"VM {vmid}"
     lock = config.get("lock") or entry.get("lock") or None

@@ -315,6 +315,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a client opening dozens of connections at once (phoenix's
+    # readers, a Terraform apply) would see SYNs dropped and retried a second later
+    request_queue_size = 128
     sim: Simulator
 
     def handle_error(self, request: Any, client_address: Any) -> None:
