@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from phoenix.errors import PhoenixError
 from phoenix.pve.answer import PVEAnswerError, expect_list, int_field, str_field
 from phoenix.pve.client import PVEApiError, PVEClient
 from phoenix.pve.pending import PendingConfig, parse_pending
@@ -111,11 +112,15 @@ def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_wo
     if wanted:
         readers = readers_for(len(wanted)) if max_workers is None else max_workers
         paths = [_pending_path(entries[vmid]) for vmid in wanted]
-        outcomes: list[Any] = [None] * len(wanted)
+        found: list[VMFacts | Exception | None] = [None] * len(wanted)
         for index, outcome in client.read_each(paths, max(1, min(readers, len(wanted)))):
-            outcomes[index] = outcome
-        for vmid, path, outcome in zip(wanted, paths, outcomes):   # VMID order (the first error too)
-            facts = _vm_facts(entries[vmid], path, outcome)
+            try:                                # each answer made facts at once: the raw list is garbage
+                found[index] = _vm_facts(entries[wanted[index]], paths[index], outcome)
+            except PhoenixError as exc:
+                found[index] = exc
+        for facts in found:                     # VMID order, whatever order the answers came in (errors too)
+            if isinstance(facts, Exception):
+                raise facts
             if facts is not None:
                 inventory.vms[facts.vmid] = facts
     inventory.request_count = client.request_count - before
