@@ -37,6 +37,15 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIELyzZdGD+OekL+iD7dqozDfouKGBknYZ
 PHOENIX = [sys.executable, "-c", "from phoenix.cli import main; main()"]
 
 
+def compile_phoenix() -> None:
+    """Byte-compile phoenix's modules once, as an installed package is (pip compiles at install; an
+    editable checkout on its first run).  A machine with PYTHONDONTWRITEBYTECODE set would otherwise
+    make every measured start compile ~70 modules from source: ~0.15 s that no user pays."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "phoenix"), quiet=1)
+
+
 def node_names(count: int) -> list[str]:
     return ["pve"] if count == 1 else [f"pve{i}" for i in range(1, count + 1)]
 
@@ -90,6 +99,9 @@ class Workspace:
     dir: Path
     server: SimServer
 
+    def __post_init__(self) -> None:
+        compile_phoenix()
+
     @property
     def config(self) -> Path:
         return self.dir / "desired" / "phoenix_vm_configs.json"
@@ -104,6 +116,7 @@ class Workspace:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)    # see compile_phoenix
         env.update({
             "PROXMOX_VE_ENDPOINT": self.server.endpoint,
             "PROXMOX_VE_API_TOKEN": self.server.api_token,
