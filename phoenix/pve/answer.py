@@ -12,11 +12,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import requests
+import urllib3
+
 from phoenix.errors import PhoenixError
+from phoenix.pve.errors import PVEApiError
 from phoenix.text import printable
 
 __all__ = ["MAX_ANSWER_BYTES", "PVEAnswerError", "read_body", "read_capped", "too_large", "decode_answer", "error_details",
-           "expect_list", "expect_dict", "int_field", "str_field"]
+           "expect_list", "expect_dict", "int_field", "str_field", "read_response", "interpret_answer"]
 
 # Far above any real PVE answer (a 10,000-guest /cluster/resources is about 5 MiB).
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -145,3 +149,26 @@ def _show(value: Any) -> str:
         return "null or missing"
     text = printable(json.dumps(value) if not isinstance(value, str) else repr(value))
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_response(response: requests.Response, where: str) -> bytes:
+    """The whole body of a streamed requests answer (capped, see ``read_body``), the answer always closed;
+    a connection cut mid-body is a requests ``ConnectionError`` for the retry policy."""
+    try:
+        return read_body(response.raw, where)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ConnectionError(str(exc)) from None
+    finally:
+        response.close()
+
+
+def interpret_answer(status: int, reason: str, location: str, body: bytes, method: str, path: str) -> Any:
+    """PVE's answer → its ``data``, or the one-line error it amounts to."""
+    where = f"{method} {path}"
+    if 300 <= status < 400:
+        target = f" to {printable(location)[:120]}" if location else ""
+        raise PVEAnswerError(f"{where}: answered with a redirect (HTTP {status}{target}); PVE's API does not "
+                             "redirect, so phoenix does not follow it")
+    if not 200 <= status < 300:
+        raise PVEApiError(status, reason, error_details(body), method, path)
+    return decode_answer(body, where)

@@ -21,21 +21,20 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-import urllib3
 from proxmoxer import ProxmoxAPI
-from proxmoxer.backends.https import ProxmoxHTTPAuth, ProxmoxHTTPAuthBase
 from proxmoxer.tools import Tasks
 
 from phoenix.errors import PhoenixError
-from phoenix.pve.answer import (PVEAnswerError, decode_answer, error_details, expect_dict, expect_list, int_field,
-                                read_body, str_field)
+from phoenix.pve.answer import (PVEAnswerError, expect_dict, expect_list, int_field, interpret_answer,
+                                read_response)
 from phoenix.pve.deadline import AnswerDeadline, DeadlineAdapter, whole_answer_within
 from phoenix.pve.direct import DirectGet
+from phoenix.pve.errors import PVEApiError, PVEConnectionError, TaskFailed, TaskTimeout, connection_error
 from phoenix.pve.multiplex import Answer
 from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner
 from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_message
 from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
-from phoenix.text import printable
+from phoenix.pve.ticket import TicketAuth
 
 __all__ = ["PVEClient", "PVEApiError", "PVEAnswerError", "PVEConnectionError", "TaskFailed", "TaskTimeout",
            "join_path"]
@@ -45,46 +44,6 @@ LOG_TAIL_LINES = 10
 # a smaller pool closes the surplus after each call and pays a TLS handshake for the next one.
 POOL_SIZE = 64
 READ_WIDTH = 16          # concurrent reads of read_each unless told
-
-
-class PVEApiError(PhoenixError):
-    """PVE answered with an error status.  ``message`` is PVE's text, ``errors`` its per-parameter map."""
-
-    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None,
-                 method: str = "", path: str = ""):
-        pve_message = printable(_one_line(message)) or f"HTTP {status}"
-        clean_errors = {printable(k): printable(_one_line(str(v))) for k, v in (errors or {}).items()}
-        detail = "; ".join(f"{key}: {value}" for key, value in sorted(clean_errors.items()))
-        text = f"{method} {path}: {pve_message} (HTTP {status})"
-        super().__init__(f"{text} [{detail}]" if detail else text)
-        self.text = self.args[0]
-        self.status = status
-        self.message = pve_message  # PVE's own words (PhoenixError's message would be the whole line)
-        self.errors = dict(errors or {})
-        self.method = method
-        self.path = path
-
-    def __str__(self) -> str:
-        return str(self.text)
-
-
-class PVEConnectionError(PhoenixError):
-    """PVE could not be reached (refused, timed out, TLS failure) even after retrying."""
-
-
-class TaskFailed(PhoenixError):
-    """A PVE task ended with an error; ``log_tail`` holds its last log lines for diagnosis."""
-
-    def __init__(self, upid: str, exitstatus: str, log_tail: list[str] | None = None):
-        self.upid = upid
-        self.exitstatus = exitstatus
-        self.log_tail = [printable(line) for line in log_tail or []]
-        super().__init__(f"task {printable(_describe_upid(upid))} failed: "
-                         f"{printable(_one_line(exitstatus)) or 'unknown error'}")
-
-
-class TaskTimeout(TaskFailed):
-    """The task did not stop within the wait's timeout (it may still be running on PVE)."""
 
 
 def join_path(*segments: object) -> str:
@@ -140,13 +99,13 @@ class PVEClient:
             # The ticket login is phoenix's own (bounded, no redirects, answer checked); proxmoxer's
             # follows redirects — re-sending the password to wherever a server points — and reads
             # any answer whole.  proxmoxer then signs requests with the ticket as usual.
-            def login() -> _TicketAuth:
-                return _TicketAuth(settings)
+            def login() -> TicketAuth:
+                return TicketAuth(settings, _verify(settings))
 
             try:
                 ticket_auth = policy.call(login, retry_if=lambda exc: is_transient_exception(exc, "GET"))
             except requests.RequestException as exc:
-                raise _connection_error(settings, exc, "POST", "/access/ticket") from None
+                raise connection_error(settings, exc, "POST", "/access/ticket") from None
             api = ProxmoxAPI(host, backend="https", user=settings.username, token_name="ticket",
                              token_value="unused", **common)
             api._backend.auth = ticket_auth           # proxmoxer has no setter for a ready ticket
@@ -222,7 +181,7 @@ class PVEClient:
         try:
             return self.policy.call(once, retry_if=lambda exc: is_transient_exception(exc, method))
         except requests.RequestException as exc:
-            raise _connection_error(self.settings, exc, method, path,
+            raise connection_error(self.settings, exc, method, path,
                                     attempts=attempts, elapsed=time.monotonic() - started) from None
 
     def read_each(self, paths: Sequence[str], width: int = READ_WIDTH) -> Iterator[tuple[int, Any | PhoenixError]]:
@@ -384,112 +343,3 @@ def _verify(settings: ConnectionSettings) -> bool | str:
     if verify is True:
         return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     return verify
-
-
-def read_response(response: requests.Response, where: str) -> bytes:
-    """The whole body of a streamed requests answer (capped, see ``read_body``), the answer always closed;
-    a connection cut mid-body is a requests ``ConnectionError`` for the retry policy."""
-    try:
-        return read_body(response.raw, where)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise requests.exceptions.ConnectionError(str(exc)) from None
-    finally:
-        response.close()
-
-
-def interpret_answer(status: int, reason: str, location: str, body: bytes, method: str, path: str) -> Any:
-    """PVE's answer → its ``data``, or the one-line error it amounts to."""
-    where = f"{method} {path}"
-    if 300 <= status < 400:
-        target = f" to {printable(location)[:120]}" if location else ""
-        raise PVEAnswerError(f"{where}: answered with a redirect (HTTP {status}{target}); PVE's API does not "
-                             "redirect, so phoenix does not follow it")
-    if not 200 <= status < 300:
-        raise PVEApiError(status, reason, error_details(body), method, path)
-    return decode_answer(body, where)
-
-
-class _TicketAuth(ProxmoxHTTPAuth):  # type: ignore[misc]  # proxmoxer ships no types
-    """proxmoxer's ticket auth (cookie + CSRF header), but logging in through phoenix's bounded,
-    redirect-free reader — also when proxmoxer renews the ticket after an hour."""
-
-    def __init__(self, settings: ConnectionSettings):
-        ProxmoxHTTPAuthBase.__init__(self, timeout=settings.timeout, service="PVE", verify_ssl=_verify(settings))
-        self.settings = settings
-        self.username = settings.username
-        self.base_url = f"{settings.endpoint}/api2/json"
-        self._get_new_tokens()
-
-    def _get_new_tokens(self, password: Any = None, otp: Any = None, otptype: Any = None) -> None:
-        self.pve_auth_ticket, self.csrf_prevention_token = _ticket_login(self.settings)
-        self.birth_time = time.monotonic()
-
-
-def _ticket_login(settings: ConnectionSettings) -> tuple[str, str]:
-    """POST /access/ticket → (ticket, CSRF token).  Never follows a redirect (the password would go along)."""
-    assert settings.password is not None
-    where = "POST /access/ticket"
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(settings.endpoint))
-    session.mount("https://", DeadlineAdapter(pool_connections=1, pool_maxsize=1))
-    credentials = {"username": settings.username, "password": settings.password.get_secret_value()}
-    try:
-        with whole_answer_within(settings.timeout) as scope:
-            try:
-                response = session.post(f"{settings.endpoint}/api2/json/access/ticket", data=credentials,
-                                        verify=_verify(settings), timeout=settings.timeout, stream=True,
-                                        allow_redirects=False)
-                body = read_response(response, where)
-            except requests.RequestException as exc:
-                if scope.expired:
-                    raise AnswerDeadline(str(exc)) from None
-                raise
-            if scope.expired:
-                raise AnswerDeadline("the answer was cut off at the deadline")
-    finally:
-        session.close()
-    if response.status_code in (401, 403):
-        raise PhoenixError(f"authentication failed for {settings.username} at {settings.endpoint}")
-    data = expect_dict(interpret_answer(response.status_code, response.reason or "", response.headers.get("location", ""),
-                                  body, "POST", "/access/ticket"), where)
-    if data.get("NeedTFA"):
-        raise PhoenixError(f"{settings.username} needs a second factor to log in; use an API token "
-                           "(PROXMOX_VE_API_TOKEN) instead")
-    return str_field(data, "ticket", where, "data"), str_field(data, "CSRFPreventionToken", where, "data")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
-def _describe_upid(upid: str) -> str:
-    try:
-        info = Tasks.decode_upid(upid)
-    except AssertionError:
-        return upid
-    target = f" {info['id']}" if info["id"] else ""
-    return f"{info['type']}{target} on {info['node']}"
-
-
-def _connection_error(settings: ConnectionSettings, exc: requests.RequestException,
-                      method: str = "", path: str = "", *, attempts: int = 1, elapsed: float = 0.0) -> PVEConnectionError:
-    where = f"{method} {path} at {settings.endpoint}" if method else settings.endpoint
-    tries = f" ({attempts} attempts in {elapsed:.0f} s)" if attempts > 1 else ""
-    if isinstance(exc, requests.exceptions.SSLError):
-        text = str(exc)
-        if "match" in text or "mismatch" in text or "hostname" in text.lower():
-            return PVEConnectionError(f"TLS verification failed for {settings.endpoint}: the certificate is not "
-                                      f"valid for {settings.host}; PROXMOX_VE_ENDPOINT must name a host the "
-                                      "certificate lists")
-        return PVEConnectionError(f"TLS verification failed for {settings.endpoint}: set PROXMOX_VE_CA_FILE "
-                                  "to the CA that signed PVE's certificate")
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return PVEConnectionError(f"{where}: no connection within {settings.timeout:g} s{tries}")
-    if isinstance(exc, requests.exceptions.Timeout):   # a read timeout or the whole-answer deadline
-        return PVEConnectionError(f"{where}: no complete answer within {settings.timeout:g} s{tries}")
-    reason = type(exc).__name__
-    root = exc.__context__ or (exc.args[0] if exc.args else None)
-    if root is not None and not isinstance(root, str):
-        reason = f"{reason} ({type(root).__name__})"
-    return PVEConnectionError(f"cannot reach {where}: {reason}{tries}")

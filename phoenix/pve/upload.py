@@ -23,7 +23,9 @@ from typing import Any, BinaryIO, Callable
 import requests
 from urllib3.fields import RequestField
 
-from phoenix.pve.client import PVEClient, _connection_error, interpret_answer, join_path, read_response
+from phoenix.pve.answer import interpret_answer, read_response
+from phoenix.pve.client import PVEClient, join_path
+from phoenix.pve.errors import connection_error
 from phoenix.pve.retry import is_transient_exception
 
 __all__ = ["upload_file", "multipart_framing", "BLOCK"]
@@ -115,5 +117,5 @@ def upload_file(client: PVEClient, node: str, storage: str, path: Path, filename
     try:
         upid = client.policy.call(once, retry_if=lambda exc: is_transient_exception(exc, "POST"))
     except requests.RequestException as exc:
-        raise _connection_error(client.settings, exc, "POST", api_path) from None
+        raise connection_error(client.settings, exc, "POST", api_path) from None
     return client.wait_task(upid, task_timeout)
