@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import http.client
+import io
 import ipaddress
 import json
 import logging
@@ -26,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 from phoenix.httpheaders import with_fast_headers
 from phoenix.sim.auth import AuthFailure
 from phoenix.sim.core import ROUTES, Paged, PVEError, Request
+from phoenix.sim.event_front import READS, EventFront, prefixed_rfile
 from phoenix.sim.faults import FaultSpecError
 from phoenix.sim.schema import Router, validate
 from phoenix.sim.simulator import Settings, Simulator
@@ -45,6 +47,12 @@ _JSON = json.JSONEncoder(separators=(",", ":"))   # json.dumps(..., separators=.
 
 def _load_handlers() -> None:
     import phoenix.sim.handlers  # noqa: F401  (importing registers every handler module)
+
+
+def latency_seconds(sim: Simulator) -> float:
+    """How long every API request waits before it is handled (settings + the extra-latency fault)."""
+    latency = sim.settings.latency_ms + sim.faults.extra_latency_ms
+    return latency / 1000.0 if latency > 0 else 0.0
 
 
 def _not_implemented(method: str, rel: str) -> PVEError:
@@ -99,6 +107,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
             log.debug("%s - %s", self.address_string(), format % args)
 
     _date: tuple[int, str] = (0, "")
+    # Set by the event front (event_front.py) when it answers a buffered request in its own thread:
+    # it already waited the latency, counts the request in flight itself, and delays the written
+    # answer by what the handler asked to sleep (a 401's delay) instead of blocking its thread.
+    _buffered = False
+    _deferred = 0.0
+    _api_reached = False
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep before answering (a 401's delay); the event front sends the answer that much later instead."""
+        if self._buffered:
+            self._deferred += seconds
+        else:
+            time.sleep(seconds)
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The ``Date`` header, formatted once per second (it has one-second resolution)."""
@@ -163,7 +184,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if error.errors:
             body["errors"] = error.errors
         if error.status == 401:
-            time.sleep(self.server.sim.settings.auth_fail_delay)
+            self._pause(self.server.sim.settings.auth_fail_delay)
         self._send_json(body, error.status, error.reason)
 
     # --- dispatch --------------------------------------------------------------------------------
@@ -185,7 +206,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self._send(404, "Not Found", b"")
         except AuthFailure as failure:
             if failure.status == 401:
-                time.sleep(self.server.sim.settings.auth_fail_delay)
+                self._pause(self.server.sim.settings.auth_fail_delay)
             self._send(failure.status, failure.reason, b"")
         except PVEError as error:
             self._send_error(error)
@@ -237,7 +258,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _api(self, method: str, rel: str, query: str, body: bytes, upload: Upload | None = None) -> None:
         stats = self.server.sim.stats
-        stats.entered()
+        self._api_reached = True
+        if not self._buffered:
+            stats.entered()
         try:
             self._api_call(method, rel, query, body, upload)
         finally:
@@ -245,9 +268,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _api_call(self, method: str, rel: str, query: str, body: bytes, upload: Upload | None = None) -> None:
         sim = self.server.sim
-        latency = sim.settings.latency_ms + sim.faults.extra_latency_ms
-        if latency > 0:
-            time.sleep(latency / 1000.0)
+        latency = latency_seconds(sim)
+        if latency > 0 and not self._buffered:
+            time.sleep(latency)
         matched = _ROUTER.match(rel)
         endpoint = matched[2].get(method) if matched else None
         sim.stats.count(f"{method} {matched[0]}" if matched else f"{method} {rel}")
@@ -312,6 +335,39 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_json({"error": f"no such simulator endpoint: {method} {path}"}, 404, "Not Found")
 
 
+class _BufferedRequest(_RequestHandler):
+    """A request the event front read whole, handled on its bytes; the answer collects in ``wfile``."""
+
+    _buffered = True
+
+    def __init__(self, data: bytes, client_address: Any, server: "_HTTPServer"):   # no socket: setup() not called
+        self.rfile = io.BytesIO(data)
+        self.wfile = io.BytesIO()
+        self.client_address = client_address
+        self.server = server
+        self.close_connection = True        # what handle() sets before its first request
+
+
+class _HandedOver(_RequestHandler):
+    """A connection the event front gave a thread of its own, with the bytes it had already read."""
+
+    def __init__(self, request: Any, client_address: Any, server: "_HTTPServer", prefix: bytes):
+        self._prefix = prefix
+        super().__init__(request, client_address, server)
+
+    def setup(self) -> None:
+        super().setup()
+        if self._prefix:
+            self.rfile.close()              # the socket's own reader: closed, or the socket would stay open
+            self.rfile = prefixed_rfile(self._prefix, self.connection)
+
+
+def _is_read(rel: str) -> bool:
+    """Whether ``GET /api2/json<rel>`` routes to a handler the event front may run in its own thread."""
+    matched = _ROUTER.match(rel)
+    return matched is not None and matched[0] in READS and "GET" in matched[2]
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -331,7 +387,7 @@ class SimServer:
     def __init__(self, data_dir: Path | str, nodes: list[str] | None = None, host: str = "127.0.0.1",
                  port: int = 0, latency_ms: float = 0.0, task_scale: float = 0.0,
                  auth_fail_delay: float = 3.0, agent_boot_seconds: float = 3.0, guest_image: Path | None = None,
-                 guest_memory_mb: int = 1024, guest_cpus: int = 1):
+                 guest_memory_mb: int = 1024, guest_cpus: int = 1, event_front: bool = True):
         _load_handlers()
         settings = Settings(nodes=list(nodes or ["pve"]), data_dir=Path(data_dir), task_scale=float(task_scale),
                             latency_ms=float(latency_ms), agent_boot_seconds=float(agent_boot_seconds),
@@ -342,6 +398,8 @@ class SimServer:
         self._requested_port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._event_front = event_front       # False: a thread per connection for all (the reference front)
+        self._front: EventFront | None = None
 
     # --- what callers use ------------------------------------------------------------------------
     @property
@@ -380,6 +438,12 @@ class SimServer:
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         httpd.sim = self.sim
         self._httpd = httpd
+        if self._event_front:
+            sim = self.sim
+            self._front = EventFront(httpd, _BufferedRequest, _HandedOver, _is_read, lambda: latency_seconds(sim),
+                                     sim.stats)
+            self._front.start(name=f"sim-server-{self.port}")
+            return self
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"sim-server-{self.port}", daemon=True)
         self._thread.start()
@@ -388,7 +452,11 @@ class SimServer:
     def stop(self) -> None:
         if self._httpd is None:
             return
-        self._httpd.shutdown()
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
+        else:
+            self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
