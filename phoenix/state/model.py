@@ -47,17 +47,32 @@ def fingerprint(secret: str, lineage: str) -> str:
 
 
 def _reject_secrets(value: Any, path: str) -> None:
-    """Raise if a secret-typed value or a secret-named key hides anywhere in ``value``."""
+    """Raise if a secret-typed value or a secret-named key hides anywhere in ``value``.
+
+    A state holds ~20 attributes per VM, mostly plain values under the same few names: a plain value
+    (str, int, float, bool, None) is not walked into, and a name once seen not to be secret is not
+    lowered again (reading a 10,000-VM state spent ~0.2 s here)."""
     if isinstance(value, (SecretStr, SecretBytes)):
         raise ValueError(f"{path} is a secret; store fingerprint(...) in 'fingerprints' instead")
     if isinstance(value, dict):
         for key, item in value.items():
-            if str(key).lower() in SECRET_ATTRIBUTE_NAMES and item not in (None, ""):
-                raise ValueError(f"{path}.{key} looks like a secret; store fingerprint(...) in 'fingerprints' instead")
-            _reject_secrets(item, f"{path}.{key}")
+            if key not in _PLAIN_NAMES:
+                if str(key).lower() in SECRET_ATTRIBUTE_NAMES:
+                    if item not in (None, ""):
+                        raise ValueError(f"{path}.{key} looks like a secret; store fingerprint(...) in "
+                                         f"'fingerprints' instead")
+                elif type(key) is str and len(_PLAIN_NAMES) < 4096:
+                    _PLAIN_NAMES.add(key)
+            if type(item) not in _PLAIN_TYPES:
+                _reject_secrets(item, f"{path}.{key}")
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _reject_secrets(item, f"{path}[{index}]")
+            if type(item) not in _PLAIN_TYPES:
+                _reject_secrets(item, f"{path}[{index}]")
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_PLAIN_NAMES: set[str] = set()       # attribute names seen not to name a secret
 
 
 class ResourceState(BaseModel):
