@@ -4,19 +4,20 @@ consoles, and the facts it reads — the desired file, the state, and the cluste
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from rich.console import Console
 
 from phoenix.commands.environment import Connection, Environment
 from phoenix.commands.gcpause import gc_paused
 from phoenix.desired.spec import DesiredConfig
-from phoenix.pve.inventory import Inventory
+from phoenix.pve.inventory import Inventory, VMFacts
 from phoenix.state.model import State
 from phoenix.state.store import StateStore
 from phoenix.template.simulated import OfflineStandIns
@@ -43,12 +44,17 @@ class Facts:
     outdated_templates: dict[int, str] = field(default_factory=dict)   # vmid -> why
 
 
+OnFacts = Callable[[Inventory, VMFacts], None]
+
+
 def read_facts(ctx: Context, conn: Connection, state: State, extra_vmids: Iterable[int] = (),
-               guest: bool = False) -> Facts:
+               guest: bool = False, watch: Callable[[DesiredConfig, list[int]], OnFacts] | None = None) -> Facts:
     """Desired (validated against the cluster's templates), recorded and actual state.
 
     One ``GET /cluster/resources``, then the configs of the VMs the file declares, the state records
     and ``extra_vmids``; with ``guest``, also what the guest agents of the declared running VMs report.
+    ``watch(cfg, vmids)``, once the file is valid, gives what sees each VM's facts as they arrive
+    (``read_inventory``'s ``on_facts``).
     """
     from phoenix.desired import ConfigError, load_desired
     from phoenix.pve.inventory import read_inventory, template_vmids
@@ -66,7 +72,10 @@ def read_facts(ctx: Context, conn: Connection, state: State, extra_vmids: Iterab
         resources = listing.result()
     wanted = {t.vmid for t in cfg.templates} | {v.vmid for v in cfg.vms} | {v.clone_from_vmid for v in cfg.vms}
     wanted |= {int(k) for k in state.resources} | set(extra_vmids)
-    inventory = read_inventory(conn.client, sorted(wanted), resources=resources)
+    vmids = sorted(wanted)
+    with gc_paused() if watch is not None else contextlib.nullcontext():   # the watcher builds long-lived data
+        inventory = read_inventory(conn.client, vmids, resources=resources,
+                                   on_facts=watch(cfg, vmids) if watch is not None else None)
     if guest:
         from phoenix.pve.guest import read_guests
 

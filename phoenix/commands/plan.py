@@ -7,6 +7,7 @@ from pathlib import Path
 
 from phoenix.commands.context import Context, read_facts
 from phoenix.commands.gcpause import gc_paused
+from phoenix.plan.arrivals import PartsOnArrival
 from phoenix.plan.build import PlanOptions, build_plan
 from phoenix.plan.model import Plan
 from phoenix.plan.render import plan_json, render_plan
@@ -35,12 +36,15 @@ def plan_command(ctx: Context, request: PlanRequest, out: Path | None = None, as
     store = ctx.store()
     with gc_paused():
         state = store.read() if out is None else sealed_state(store)   # a saved plan needs the state's key on disk
+    # Each VM's part of the plan is computed as its config arrives (not with --guest: the agents are read
+    # after the configs); build_plan computes the rest and puts it all in order.
+    arrivals = PartsOnArrival(state, request.options())
     with ctx.environment.connect() as conn:
-        facts = read_facts(ctx, conn, state, guest=request.guest)
+        facts = read_facts(ctx, conn, state, guest=request.guest, watch=None if request.guest else arrivals.reading)
     with gc_paused():
         plan: Plan = build_plan(facts.cfg, state, facts.inventory, request.options(),
                                 desired_fingerprint=facts.desired_fingerprint,
-                                outdated_templates=facts.outdated_templates)
+                                outdated_templates=facts.outdated_templates, parts=arrivals.parts)
     if as_json:
         print(plan_json(plan))
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import AbstractSet, Any, Iterable
+from typing import AbstractSet, Any, Callable, Iterable, Mapping
 
 from phoenix.desired.features import available_features
 from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
@@ -47,10 +47,14 @@ class PlanError(PhoenixError):
 
 
 def build_plan(cfg: DesiredConfig, state: State, inventory: Inventory, options: PlanOptions | None = None,
-               desired_fingerprint: str = "", outdated_templates: dict[int, str] | None = None) -> Plan:
-    """``outdated_templates`` (vmid → reason) become warnings: phoenix never rebuilds a template silently."""
+               desired_fingerprint: str = "", outdated_templates: dict[int, str] | None = None,
+               parts: Mapping[int, "VMPart"] | None = None) -> Plan:
+    """``outdated_templates`` (vmid → reason) become warnings: phoenix never rebuilds a template silently.
+
+    ``parts``: VMs' parts already computed from these same facts while they were read
+    (``phoenix.plan.arrivals``); the others are computed here."""
     options = options or PlanOptions()
-    builder = _Builder(cfg, state, inventory, options)
+    builder = PlanBuilder(cfg, state, inventory, options, parts=parts)
     plan = Plan(state_lineage=getattr(state, "lineage", ""), state_serial=getattr(state, "serial", 0),
                 desired_fingerprint=desired_fingerprint,
                 options={"targets": sorted(options.targets), "allow_reboot": options.allow_reboot,
@@ -63,9 +67,25 @@ def build_plan(cfg: DesiredConfig, state: State, inventory: Inventory, options: 
     return plan
 
 
-class _Builder:
-    def __init__(self, cfg: DesiredConfig, state: State, inventory: Inventory, options: PlanOptions):
+@dataclass
+class VMPart:
+    """One declared VM's share of the plan, with the problems it found (reported in the file's order)."""
+
+    change: ResourceChange
+    drift: Drift | None
+    problems: list[str]
+    guest_drift: list[dict[str, Any]]
+
+
+class PlanBuilder:
+    """The plan of one desired file over one set of facts (``build_plan``; ``phoenix.plan.arrivals`` uses it
+    VM by VM while the facts arrive)."""
+
+    def __init__(self, cfg: DesiredConfig, state: State, inventory: Inventory, options: PlanOptions,
+                 facts_of: Callable[[int], VMFacts | None] | None = None, parts: Mapping[int, VMPart] | None = None):
         self.cfg, self.state, self.inv, self.options = cfg, state, inventory, options
+        self.facts_of = facts_of or inventory.vms.get
+        self.parts = parts or {}
         self.records: dict[int, ResourceState] = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
         self.nodes = sorted(getattr(inventory, "nodes", []) or [])
         self.lineage = getattr(state, "lineage", "")
@@ -102,20 +122,22 @@ class _Builder:
         for vm in self.cfg.vms:
             if not self.wanted(vm.vmid):
                 continue
-            rc, drift = self.vm_change(vm, creating_templates)
-            plan.resource_changes.append(rc)
-            if drift:
-                plan.resource_drift.append(drift)
+            part = self.parts.get(vm.vmid) or self.vm_part(vm, creating_templates)
+            plan.resource_changes.append(part.change)
+            if part.drift:
+                plan.resource_drift.append(part.drift)
+            self.problems.extend(part.problems)
+            self.guest_drift.extend(part.guest_drift)
         # Resources phoenix manages that left the file: destroy (VMs before templates).
         orphans = [vmid for vmid in self.records if vmid not in declared_vms and vmid not in declared_templates]
         orphans.sort(key=lambda v: (self.records[v].kind == "template", v))
         for vmid in orphans:
             if self.wanted(vmid):
-                problem = destroy_problem(vmid, self.inv.vms.get(vmid), self.lineage, force=False)
+                problem = destroy_problem(vmid, self.facts_of(vmid), self.lineage, force=False)
                 if problem:
                     self.problems.append(problem)
                     continue
-                rc = destroy_change(vmid, self.records[vmid], self.inv.vms.get(vmid))
+                rc = destroy_change(vmid, self.records[vmid], self.facts_of(vmid))
                 if rc:
                     plan.resource_changes.append(rc)
         if self.problems:
@@ -127,7 +149,7 @@ class _Builder:
         return (spec.node if spec is not None else None) or (self.nodes[0] if self.nodes else "pve")
 
     def template_change(self, spec: TemplateSpec) -> ResourceChange | None:
-        facts = self.inv.vms.get(spec.vmid)
+        facts = self.facts_of(spec.vmid)
         node = facts.node if facts else self.template_node(spec)
         rc = ResourceChange(address=f"template.{spec.vmid}", vmid=spec.vmid, kind="template", name=spec.name,
                             node=node, action=NOOP)
@@ -148,10 +170,28 @@ class _Builder:
         return rc
 
     # --- VMs ---------------------------------------------------------------------------------
+    def vm_part(self, vm: VMSpec, creating_templates: set[int]) -> VMPart:
+        """:meth:`vm_change` with problems and guest drift of its own (parts may be computed out of order)."""
+        own = self._own()
+        change, drift = own.vm_change(vm, creating_templates)
+        return VMPart(change, drift, own.problems, own.guest_drift)
+
+    def template_creates(self, spec: TemplateSpec) -> bool:
+        """Whether this plan builds (or finishes) the declared template ``spec``: its VMs then wait for it."""
+        change = self._own().template_change(spec)
+        return change is not None and self.wanted(spec.vmid) and change.action == CREATE
+
+    def _own(self) -> "PlanBuilder":
+        """This builder with problems and guest drift of its own, the rest shared (read only)."""
+        own = object.__new__(PlanBuilder)
+        own.__dict__.update(self.__dict__)
+        own.problems, own.guest_drift = [], []
+        return own
+
     def vm_change(self, vm: VMSpec, creating_templates: set[int]) -> tuple[ResourceChange, Drift | None]:
-        facts = self.inv.vms.get(vm.vmid)
+        facts = self.facts_of(vm.vmid)
         record = self.records.get(vm.vmid)
-        template_facts = self.inv.vms.get(vm.clone_from_vmid)
+        template_facts = self.facts_of(vm.clone_from_vmid)
         template_pending = vm.clone_from_vmid in creating_templates
         if template_facts is None and not template_pending:
             self.problems.append(f"VM {vm.vmid} ({vm.name}): template {vm.clone_from_vmid} does not exist "

@@ -11,7 +11,7 @@ therefore costs N + 1 requests here, never N × k.  The resources call is not fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,12 +74,15 @@ def readers_for(count: int) -> int:
 
 
 def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_workers: int | None = None, *,
-                   resources: list[dict[str, Any]] | None = None) -> Inventory:
+                   resources: list[dict[str, Any]] | None = None,
+                   on_facts: Callable[[Inventory, VMFacts], None] | None = None) -> Inventory:
     """Read the cluster's resources once, then the configs of ``vmids`` (all VMs when ``None``), with
     ``max_workers`` readers (default :func:`readers_for` the count).
 
     ``resources`` is an already fetched ``GET /cluster/resources`` answer (unfiltered), for a
-    caller that needed it earlier; it saves the call.
+    caller that needed it earlier; it saves the call.  ``on_facts`` is called (in this thread) with the
+    inventory as listed and each VM's facts as they arrive, in arrival order, so a caller can work on
+    one VM while the others are read; it must not raise.  Errors are still raised after all are read.
     """
     before = client.request_count
     where = "GET /cluster/resources"
@@ -115,9 +118,13 @@ def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_wo
         found: list[VMFacts | Exception | None] = [None] * len(wanted)
         for index, outcome in client.read_each(paths, max(1, min(readers, len(wanted)))):
             try:                                # each answer made facts at once: the raw list is garbage
-                found[index] = _vm_facts(entries[wanted[index]], paths[index], outcome)
+                arrived = _vm_facts(entries[wanted[index]], paths[index], outcome)
             except PhoenixError as exc:
                 found[index] = exc
+                continue
+            found[index] = arrived
+            if on_facts is not None and arrived is not None:
+                on_facts(inventory, arrived)
         for facts in found:                     # VMID order, whatever order the answers came in (errors too)
             if isinstance(facts, Exception):
                 raise facts
