@@ -73,9 +73,9 @@ def serve(data_dir: Path, info_file: Path, cprofile: str | None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server = SimServer(data_dir, nodes=["pve"], host="127.0.0.1", port=0, task_scale=0.0, auth_fail_delay=0.0)
-    server.start()
     if cprofile:
-        _install_thread_profiler()
+        _install_thread_profiler()       # before start(): the event front's loop is profiled from its first call
+    server.start()
     tmp = info_file.with_suffix(".tmp")
     tmp.write_text(json.dumps({"endpoint": server.endpoint, "token": server.api_token, "ca": server.ca_file}))
     os.replace(tmp, info_file)
@@ -92,20 +92,23 @@ def _install_thread_profiler() -> None:
     """One cProfile.Profile per connection thread (cProfile is per thread), merged at exit; timed
     in thread CPU time, so waiting for the GIL, the model mutex or the network does not count."""
     import cProfile
+    from phoenix.sim import event_front
     from phoenix.sim import server as server_module
 
-    original = server_module._RequestHandler.handle
+    def profiled(original):
+        def run(self, *args) -> None:
+            profile = cProfile.Profile(time.thread_time)
+            _PROFILES.append(profile)
+            profile.enable()
+            try:
+                original(self, *args)
+            finally:
+                profile.disable()
+        return run
 
-    def handle(self) -> None:
-        profile = cProfile.Profile(time.thread_time)
-        _PROFILES.append(profile)
-        profile.enable()
-        try:
-            original(self)
-        finally:
-            profile.disable()
-
-    server_module._RequestHandler.handle = handle
+    # connections handed to threads of their own, and the event front's loop (which answers the reads)
+    server_module._RequestHandler.handle = profiled(server_module._RequestHandler.handle)
+    event_front.EventFront._run = profiled(event_front.EventFront._run)
 
 
 def _dump_thread_profiles(path: str) -> None:

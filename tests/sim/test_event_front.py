@@ -200,3 +200,28 @@ def test_a_handed_over_connection_keeps_the_bytes_read_before(servers, tmp_path:
         "Content-Length: 0\r\n\r\n").encode() + _get("/version", token) + CLOSE
     answer = _exchange(front, upload_less)
     assert answer.count(b"HTTP/1.1 200 OK") == 2 and b"no options specified" in answer
+
+
+def test_a_401_delay_holds_only_its_own_connection(_sim_seed_dir, tmp_path):
+    """PVE delays a failed login's answer; the front delays that answer, not the loop: a read on
+    another connection sent after it is answered first."""
+    server = start_sim_server(_fresh_data_dir(_sim_seed_dir, tmp_path / "sim"), auth_fail_delay=3.0)
+    try:
+        context = ssl.create_default_context(cafile=server.ca_file)
+        connections = [context.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=20),
+                                           server_hostname="127.0.0.1") for _ in range(2)]
+        refused, answered = connections
+        refused.sendall(_get("/version", None))
+        answered.sendall(_get("/version", server.api_token))
+        first = answered.recv(65536)
+        assert refused.pending() == 0
+        refused.settimeout(0.0)
+        with pytest.raises(ssl.SSLWantReadError):
+            refused.recv(65536)                   # the 401 is still being delayed
+        refused.settimeout(20)
+        assert first.startswith(b"HTTP/1.1 200 OK")
+        assert refused.recv(65536).startswith(b"HTTP/1.1 401 No ticket")
+        for connection in connections:
+            connection.close()
+    finally:
+        server.stop()
