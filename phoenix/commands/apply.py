@@ -9,6 +9,7 @@ from phoenix.commands.context import Context, Facts, read_facts
 from phoenix.commands.plan import PlanRequest
 from phoenix.commands.run import run_plan
 from phoenix.errors import PhoenixError
+from phoenix.plan.arrivals import PartsOnArrival
 from phoenix.plan.build import PlanOptions, build_plan
 from phoenix.plan.model import CREATE, Plan
 
@@ -20,8 +21,11 @@ def apply_command(ctx: Context, request: PlanRequest, plan_file: Path | None = N
     store = ctx.store()
     with store.lock("apply"):
         state = store.read()
+        # Without a saved plan, each VM's part is computed as its config arrives (phoenix.plan.arrivals).
+        arrivals = PartsOnArrival(state, request.options())
         with ctx.environment.connect() as conn:
-            facts = read_facts(ctx, conn, state, guest=request.guest and plan_file is None)
+            facts = read_facts(ctx, conn, state, guest=request.guest and plan_file is None,
+                               watch=arrivals.reading if plan_file is None and not request.guest else None)
             plan: Plan
             if plan_file is not None:
                 plan = load_sealed(plan_file, state)      # MAC and lineage: refuses an edited plan
@@ -34,7 +38,7 @@ def apply_command(ctx: Context, request: PlanRequest, plan_file: Path | None = N
             else:
                 plan = build_plan(facts.cfg, state, facts.inventory, request.options(),
                                   desired_fingerprint=facts.desired_fingerprint,
-                                  outdated_templates=facts.outdated_templates)
+                                  outdated_templates=facts.outdated_templates, parts=arrivals.parts)
             return run_plan(ctx, plan, facts, store, conn, approve=auto_approve or plan_file is not None,
                             parallelism=parallelism, per_node=per_node, unlock_stale=unlock_stale)
 
