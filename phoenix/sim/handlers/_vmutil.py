@@ -97,7 +97,7 @@ def _sizes(conf: dict[str, str]) -> tuple[int, int, int]:
 def vm_status(vm: VM, full: bool = False) -> dict[str, Any]:
     """vmstatus entry (``/nodes/{node}/qemu``, ``status/current``)."""
     conf = vm.conf
-    memory, cpus, maxdisk = vm.memo("_status_sizes", (conf,), lambda snapshot: _sizes(dict(snapshot[0])))
+    memory, cpus, maxdisk = _sizes(conf)
     running = vm.running
     status: dict[str, Any] = {
         "vmid": vm.vmid, "status": vm.status, "name": conf.get("name", f"VM {vm.vmid}"), "cpus": cpus,
