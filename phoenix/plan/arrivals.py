@@ -40,6 +40,7 @@ class PartsOnArrival:
         self._templates: dict[int, "TemplateSpec"] = {}
         self._cfg: "DesiredConfig | None" = None
         self._builder: PlanBuilder | None = None
+        self._given_up = False
 
     def reading(self, cfg: "DesiredConfig", vmids: Iterable[int]) -> Callable[["Inventory", "VMFacts"], None]:
         """Start: ``cfg`` is the desired file, ``vmids`` the VMs whose configs are about to be read."""
@@ -49,7 +50,16 @@ class PartsOnArrival:
         return self.arrived
 
     def arrived(self, inventory: "Inventory", facts: "VMFacts") -> None:
-        """One VM's facts: its part, and those of the VMs that waited for it as their template."""
+        """One VM's facts: its part, and those of the VMs that waited for it as their template.  Never
+        raises into the reading: whatever fails here is left to build_plan, which reports it in order."""
+        if self._given_up:
+            return
+        try:
+            self._arrive(inventory, facts)
+        except Exception:      # noqa: BLE001 - e.g. the features directory unreadable: build_plan says so
+            self._given_up = True
+
+    def _arrive(self, inventory: "Inventory", facts: "VMFacts") -> None:
         if self._builder is None:              # the listing (nodes, guests) is complete before any config
             assert self._cfg is not None
             self._builder = PlanBuilder(self._cfg, self.state, inventory, self.options, facts_of=self._arrived.get)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from phoenix.desired import parse_desired
@@ -160,3 +161,17 @@ def test_every_vm_read_gets_its_part_while_reading_even_before_its_template():
     arrived(listing, inventory.vms[8000])
     assert sorted(arrivals.parts) == [8001, 8002, 8004]        # 8003 was never read: build_plan computes it
     assert arrivals.parts[8002].change.action == "update" and arrivals.parts[8001].change.action == "no-op"
+
+
+def test_a_failure_while_reading_is_left_to_build_plan():
+    """Nothing raises into the reading: when the parts cannot be computed (here the features cannot be
+    listed) they give up, and build_plan raises the error itself, after the reading."""
+    cfg, state, inventory = world(["converged"])
+    cfg.base_dir = 42                                    # Path(42): TypeError where the features are listed
+    arrivals = PartsOnArrival(state, PlanOptions())
+    arrived = arrivals.reading(cfg, sorted(inventory.vms))
+    for vmid in sorted(inventory.vms):
+        arrived(Inventory(nodes=["pve"], guests={v: ("qemu", "pve") for v in inventory.vms}), inventory.vms[vmid])
+    assert arrivals.parts == {}
+    with pytest.raises(TypeError):
+        build_plan(cfg, state, inventory, PlanOptions(), parts=arrivals.parts)
