@@ -200,4 +200,11 @@ NAMED_HASH_FORMATS: dict[str, dict] = {
         "legacy": {"type": "string", "optional": 1, "default_key": 1, "pattern": "[acdn]{1,4}"},
         "order": {"type": "string", "optional": 1, "format": "pve-qm-bootdev-list"},
     },
+    # qemu-server's $smbios1_fmt: a garbage smbios1 is a 400 at verification, not a failed create task
+    "pve-qm-smbios1": {
+        "uuid": {"type": "string", "optional": 1, "pattern": "[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}"},
+        **{key: {"type": "string", "optional": 1, "pattern": "[A-Za-z0-9+\\/]+={0,2}"}
+           for key in ("version", "serial", "manufacturer", "product", "sku", "family")},
+        "base64": {"type": "boolean", "optional": 1},
+    },
 }

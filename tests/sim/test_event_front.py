@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phoenix.sim import server as sim_server_module
+from phoenix.sim import request as sim_request_module
 from phoenix.sim.event_front import HAND_OVER, READS, WAIT, classify
 from phoenix.sim.model import Cluster
 from phoenix.sim.model.vm import VM
@@ -154,7 +154,7 @@ _headers = st.lists(st.sampled_from([
 
 
 def _is_read(rel: str) -> bool:
-    return sim_server_module._is_read(rel)
+    return sim_request_module.is_read(rel)
 
 
 @given(_lines, _headers, st.sampled_from(["\r\n", "\n", ""]), st.binary(max_size=20))
@@ -175,11 +175,11 @@ def test_classify_takes_exactly_what_the_stdlib_reads_as_one_request(line, heade
 
 
 def test_the_reads_are_get_templates_of_the_router():
-    templates = {template for _regex, template, methods in sim_server_module._ROUTER._routes if "GET" in methods}
+    templates = {template for _regex, template, methods in sim_request_module._ROUTER._routes if "GET" in methods}
     assert READS <= templates
 
 
-class _Parsed(sim_server_module._RequestHandler):
+class _Parsed(sim_request_module.RequestHandler):
     def __init__(self, data: bytes):
         self.rfile = io.BytesIO(data)
         self.wfile = io.BytesIO()

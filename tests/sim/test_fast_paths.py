@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phoenix.sim import propstr
-from phoenix.sim import server as sim_server_module
+from phoenix.sim import request as sim_request_module
 from phoenix.sim.handlers._vmutil import _memory_mib
 from phoenix.sim.handlers.config import _pending_items
 from phoenix.sim.model.guest import boot_disk, boot_disk_key
@@ -122,7 +122,7 @@ def test_format_kind_equals_the_regex(fmt):
 
 # --- response head -----------------------------------------------------------------------------
 
-class _Handler(sim_server_module._RequestHandler):
+class _Handler(sim_request_module.RequestHandler):
     def __init__(self, version: str, close: bool):          # no socket: only what _send uses
         self.wfile = io.BytesIO()
         self.request_version = version
@@ -134,7 +134,7 @@ class _Handler(sim_server_module._RequestHandler):
 
 
 @given(st.sampled_from(["HTTP/1.1", "HTTP/1.0"]), st.booleans(), st.sampled_from([200, 400, 401, 500, 501, 503]),
-       st.text(max_size=30), st.binary(max_size=40), st.sampled_from([sim_server_module.CONTENT_TYPE, "text/plain"]))
+       st.text(max_size=30), st.binary(max_size=40), st.sampled_from([sim_request_module.CONTENT_TYPE, "text/plain"]))
 def test_response_head_equals_the_stdlib_methods(version, close, status, reason, body, content_type):
     fast, slow = _Handler(version, close), _Handler(version, close)
     fast._send(status, reason, body, content_type)
@@ -147,7 +147,7 @@ def test_response_head_equals_the_stdlib_methods(version, close, status, reason,
 def test_json_answers_are_what_json_dumps_prints():
     import json
     payload = {"data": [{"key": "a", "value": 1}, {"key": "é", "value": None, "x": [1.5, True, "\n"]}]}
-    assert sim_server_module._JSON.encode(payload) == json.dumps(payload, separators=(",", ":"))
+    assert sim_request_module._JSON.encode(payload) == json.dumps(payload, separators=(",", ":"))
 
 
 # --- /cluster/resources: boot disk and memory of every VM ----------------------------------------

@@ -169,3 +169,23 @@ def test_tls_is_verified_with_the_ca_for_every_san(sim_server):
     assert response.status_code == 200
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"{sim_server.endpoint}/api2/json/access/ticket", verify=True, timeout=10)
+
+
+def test_an_http_0_9_request_gets_a_bare_body_and_the_connection_closes(sim_server, caplog):
+    """HTTP/0.9 has no header block either way: the answer is the body alone (a request without
+    headers carries no token, so a bare 401), then EOF — the handler no longer trips over its
+    missing header buffer and closes the connection without an answer."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(sim_server.ca_file))
+    with caplog.at_level("DEBUG", logger="phoenix.sim.server"):
+        with socket.create_connection(("127.0.0.1", sim_server.port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+            conn.sendall(b"GET /_sim/stats\r\n\r\n")     # (http.server reads a header block after it too)
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+    assert not answer.startswith(b"HTTP/"), "HTTP/0.9 answers carry no status line or headers"
+    assert json.loads(answer)["total"] >= 0
+    assert not any(record.exc_info for record in caplog.records)
