@@ -56,3 +56,32 @@ def test_server_ignoring_range_restarts_cleanly(image_server, small_qcow2, tmp_p
     download_verified(image_server.url(image_server.image_path), tmp_path / "img.qcow2",
                       Checksum("sha256", image_server.digest))
     assert (tmp_path / "img.qcow2").read_bytes() == small_qcow2
+
+
+def test_a_part_from_an_earlier_run_that_does_not_add_up_is_fetched_again_from_the_start(image_server, small_qcow2,
+                                                                                           tmp_path):
+    """What an operating-system crash can leave (no fsync): a .part whose bytes are not the image's.
+    The resumed download does not match the checksum; the part is dropped and fetched whole once."""
+    (tmp_path / "img.qcow2.part").write_bytes(b"\0" * 1000)        # right length, wrong bytes
+    download_verified(image_server.url(image_server.image_path), tmp_path / "img.qcow2",
+                      Checksum("sha256", image_server.digest))
+    assert (tmp_path / "img.qcow2").read_bytes() == small_qcow2
+    assert [r for _, _, r in image_server.requests] == ["bytes=1000-", None]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.qcow2"]
+
+
+def test_a_bad_checksum_after_starting_over_is_still_the_clear_error(image_server, small_qcow2, tmp_path):
+    (tmp_path / "img.qcow2.part").write_bytes(small_qcow2[:1000])
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        download_verified(image_server.url(image_server.image_path), tmp_path / "img.qcow2", Checksum("sha256", "0" * 64))
+    assert [r for _, _, r in image_server.requests] == ["bytes=1000-", None]      # one fresh try, not a loop
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cached_image_that_a_crash_left_short_is_fetched_again(image_server, small_qcow2, tmp_path):
+    """The cache is not fsynced: every use hashes it, so a torn file is replaced, never used."""
+    (tmp_path / "img.qcow2").write_bytes(small_qcow2[: len(small_qcow2) // 3])
+    download_verified(image_server.url(image_server.image_path), tmp_path / "img.qcow2",
+                      Checksum("sha256", image_server.digest))
+    assert (tmp_path / "img.qcow2").read_bytes() == small_qcow2
+    assert [r for _, _, r in image_server.requests] == [None]
