@@ -33,7 +33,7 @@ from urllib3.util.wait import wait_for_read
 from phoenix.httpheaders import with_fast_headers
 from phoenix.pve.answer import PVEAnswerError, read_capped
 from phoenix.pve.deadline import socket_identity, watch_socket
-from phoenix.pve.multiplex import Answer, read_many
+from phoenix.pve.multiplex import Answer, as_requests_error, read_many
 
 __all__ = ["DirectGet", "API_PREFIX"]
 
@@ -137,15 +137,10 @@ class DirectGet:
             body = read_capped(response.read, response.getheader("content-length"), where)
         except BaseException as exc:
             conn.close()                     # never keep a half-read connection
-            if isinstance(exc, requests.RequestException):     # already classified (connect phase)
+            mapped = as_requests_error(exc)  # the connect phase's are requests' already
+            if mapped is exc:
                 raise
-            if isinstance(exc, ssl.SSLCertVerificationError):
-                raise requests.exceptions.SSLError(str(exc)) from None
-            if isinstance(exc, (TimeoutError, socket.timeout)):
-                raise requests.exceptions.ReadTimeout(str(exc)) from None
-            if isinstance(exc, (http.client.HTTPException, OSError)):
-                raise requests.exceptions.ConnectionError(str(exc)) from None
-            raise
+            raise mapped from None
         if response.will_close:
             conn.close()
         else:
@@ -228,9 +223,5 @@ def _connect(conn: _Connection) -> None:
     """TCP connect and TLS handshake; failures as requests' connect-phase exceptions."""
     try:
         conn.connect()
-    except ssl.SSLError as exc:          # verification, or a handshake the server broke off
-        raise requests.exceptions.SSLError(str(exc)) from None
-    except (TimeoutError, socket.timeout) as exc:
-        raise requests.exceptions.ConnectTimeout(str(exc)) from None
-    except OSError as exc:               # refused, no route, name not resolved
-        raise requests.exceptions.ConnectionError(str(exc)) from None
+    except OSError as exc:               # refused, no route, name not resolved, TLS verification or handshake
+        raise as_requests_error(exc, connecting=True) from None

@@ -19,6 +19,7 @@ expects; the caller retries them.  Connections are taken from and given back to 
 from __future__ import annotations
 
 import errno
+import http.client
 import os
 import selectors
 import socket
@@ -34,7 +35,7 @@ import requests
 from phoenix.pve.answer import MAX_ANSWER_BYTES, PVEAnswerError, too_large
 from phoenix.pve.deadline import AnswerDeadline
 
-__all__ = ["Answer", "read_many"]
+__all__ = ["Answer", "read_many", "as_requests_error"]
 
 Answer = tuple[int, str, str, bytes]          # status, reason, Location, body: what DirectGet.get returns
 _MAX_HEAD = 64 * 1024                          # http.client's limit for one header line; here the whole block
@@ -44,12 +45,13 @@ _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING, _IDLE = range(5)
 class _Reading:
     """httptools' callbacks for one answer: status, the headers phoenix uses, the body (capped)."""
 
-    __slots__ = ("where", "parser", "reason", "location", "encoding", "chunks", "size", "head_size", "headers_done",
+    __slots__ = ("where", "parser", "status", "reason", "location", "encoding", "chunks", "size", "head_size", "headers_done",
                  "complete", "keep_alive", "has_length", "chunked")
 
     def __init__(self, where: str):
         self.where = where
         self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
         self.reason = ""
         self.location = ""
         self.encoding = "identity"
@@ -60,9 +62,12 @@ class _Reading:
         self.keep_alive = False
 
     def on_status(self, reason: bytes) -> None:
-        self.reason += reason.decode("latin-1")
+        if not self.complete:
+            self.reason += reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:               # a second answer after this one: not ours (see on_message_begin)
+            return
         key = name.lower()
         if key == b"location":
             self.location = value.decode("latin-1")
@@ -76,6 +81,9 @@ class _Reading:
             self.chunked = b"chunked" in value.lower()
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return
+        self.status = self.parser.get_status_code()     # this answer's (the parser moves on to any next one)
         self.headers_done = True
         self.keep_alive = self.parser.should_keep_alive()
         if self.encoding != "identity":
@@ -83,6 +91,8 @@ class _Reading:
                                  "for no encoding")
 
     def on_body(self, chunk: bytes) -> None:
+        if self.complete:
+            return
         self.size += len(chunk)
         if self.size > MAX_ANSWER_BYTES:
             raise too_large(self.where)
@@ -92,7 +102,7 @@ class _Reading:
         self.complete = True
 
     def on_message_begin(self) -> None:
-        if self.complete:             # bytes after the answer: the connection is not reused
+        if self.complete:             # bytes after the answer: ignored, and the connection is not reused
             self.keep_alive = False
 
     def feed(self, data: bytes) -> None:
@@ -115,7 +125,7 @@ class _Reading:
         return self.complete
 
     def answer(self) -> Answer:
-        return self.parser.get_status_code(), self.reason, self.location, b"".join(self.chunks)
+        return self.status, self.reason, self.location, b"".join(self.chunks)
 
 
 class _Lane:
@@ -212,7 +222,6 @@ def read_many(direct: Any, paths: Sequence[str], width: int, timeout: float
             data = lane.sock.recv(262144)
             if not data:
                 if lane.reading.at_eof():
-                    lane.reading.keep_alive = False
                     return finish(lane)
                 raise requests.exceptions.ConnectionError("the server closed the connection before the answer ended")
             lane.reading.feed(data)
@@ -271,19 +280,24 @@ def _connected(sock: socket.socket) -> bool:
         return False
 
 
-def _classified(exc: Exception, stage: int) -> Exception:
-    """An exception as the retry policy reads it (requests' types), as DirectGet maps them."""
-    if isinstance(exc, (requests.RequestException, PVEAnswerError)):
+def as_requests_error(exc: BaseException, connecting: bool = False) -> BaseException:
+    """An exception of the HTTP layer as the retry policy reads it: requests' types (anything else as it is).
+
+    ``connecting``: while connecting or in the TLS handshake, where any TLS error is a certificate or
+    handshake problem and a timeout a connect timeout.  Both GET paths (DirectGet.get and read_many) use it.
+    """
+    if isinstance(exc, requests.RequestException):
         return exc
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return requests.exceptions.SSLError(str(exc))
-    if isinstance(exc, ssl.SSLError) and stage in (_CONNECTING, _HANDSHAKE):
+    if isinstance(exc, ssl.SSLCertVerificationError) or connecting and isinstance(exc, ssl.SSLError):
         return requests.exceptions.SSLError(str(exc))
     if isinstance(exc, (TimeoutError, socket.timeout)):
-        return requests.exceptions.ReadTimeout(str(exc))
-    if isinstance(exc, OSError):
-        if stage == _CONNECTING:
-            return requests.exceptions.ConnectionError(
-                f"connection failed: [Errno {exc.errno}] {exc.strerror or exc}")
+        return (requests.exceptions.ConnectTimeout if connecting else requests.exceptions.ReadTimeout)(str(exc))
+    if isinstance(exc, (http.client.HTTPException, OSError)):
         return requests.exceptions.ConnectionError(str(exc))
     return exc
+
+
+def _classified(exc: Exception, stage: int) -> Exception:
+    mapped = as_requests_error(exc, connecting=stage in (_CONNECTING, _HANDSHAKE))
+    assert isinstance(mapped, Exception)
+    return mapped

@@ -75,6 +75,15 @@ def closes_without_answer(conn, request: Request) -> None:
     conn.shutdown(socket.SHUT_RDWR)
 
 
+def answer_and_another(conn, request: Request) -> None:
+    """Two whole answers in one write: the second is no answer to anything and must not leak into the first."""
+    first = json.dumps({"data": {"version": "9.1"}}).encode()
+    second = b'{"data": "not yours"}'
+    conn.sendall(_head(200, "OK", {"Content-Length": str(len(first))}) + first
+                 + _head(302, "Found", {"Location": "https://elsewhere.example/", "Content-Encoding": "gzip",
+                                        "Content-Length": str(len(second))}) + second)
+
+
 def garbage(conn, request: Request) -> None:
     conn.sendall(b"SMTP ready\r\n\r\n")
 
@@ -96,6 +105,7 @@ BEHAVIOURS = {
     "silent": silent(),
     "closes": closes_without_answer,
     "garbage": garbage,
+    "answer-and-another": answer_and_another,
 }
 
 
