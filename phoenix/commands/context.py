@@ -17,7 +17,7 @@ from rich.console import Console
 from phoenix.commands.environment import Connection, Environment
 from phoenix.commands.gcpause import gc_paused
 from phoenix.desired.spec import DesiredConfig
-from phoenix.pve.inventory import Inventory, VMFacts
+from phoenix.pve.inventory import Inventory, OnFacts
 from phoenix.state.model import State
 from phoenix.state.store import StateStore
 from phoenix.template.simulated import OfflineStandIns
@@ -42,9 +42,6 @@ class Facts:
     inventory: Inventory
     desired_fingerprint: str
     outdated_templates: dict[int, str] = field(default_factory=dict)   # vmid -> why
-
-
-OnFacts = Callable[[Inventory, VMFacts], None]
 
 
 def read_facts(ctx: Context, conn: Connection, state: State, extra_vmids: Iterable[int] = (),

@@ -196,6 +196,12 @@ class PVEClient:
         if self._direct is None:
             yield from self._read_each_threaded(paths, width)
             return
+        def settled(index: int, first: Answer | Exception, asked: float) -> tuple[int, Any | PhoenixError]:
+            try:
+                return index, self._call("GET", paths[index], {}, first=first, started=asked)
+            except PhoenixError as exc:
+                return index, exc
+
         retry: list[tuple[int, Exception, float]] = []
         for index, outcome, asked in self._direct.read_many(paths, width):
             if isinstance(outcome, Exception):
@@ -203,15 +209,9 @@ class PVEClient:
                 continue
             with self._count_lock:
                 self._count += 1
-            try:
-                yield index, self._call("GET", paths[index], {}, first=outcome, started=asked)
-            except PhoenixError as exc:
-                yield index, exc
+            yield settled(index, outcome, asked)
         for index, failure, asked in retry:
-            try:
-                yield index, self._call("GET", paths[index], {}, first=failure, started=asked)
-            except PhoenixError as exc:
-                yield index, exc
+            yield settled(index, failure, asked)
 
     def _read_each_threaded(self, paths: Sequence[str], width: int) -> Iterator[tuple[int, Any | PhoenixError]]:
         def read(index: int) -> tuple[int, Any | PhoenixError]:

@@ -63,6 +63,9 @@ class Inventory:
         return guest[1] if guest else None
 
 
+OnFacts = Callable[[Inventory, VMFacts], None]     # sees each VM's facts as they arrive (read_inventory)
+
+
 def readers_for(count: int) -> int:
     """How many configs to read at once (connections one thread keeps busy): one per 20 VMs, 16 to 64.
 
@@ -77,7 +80,7 @@ def readers_for(count: int) -> int:
 
 def read_inventory(client: PVEClient, vmids: Iterable[int] | None = None, max_workers: int | None = None, *,
                    resources: list[dict[str, Any]] | None = None,
-                   on_facts: Callable[[Inventory, VMFacts], None] | None = None) -> Inventory:
+                   on_facts: OnFacts | None = None) -> Inventory:
     """Read the cluster's resources once, then the configs of ``vmids`` (all VMs when ``None``), with
     ``max_workers`` readers (default :func:`readers_for` the count).
 
