@@ -14,14 +14,14 @@ the same facts: what the plan says, and the order of its problems, do not depend
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from phoenix.plan.build import PlanBuilder, PlanOptions, VMPart
 
 if TYPE_CHECKING:
     from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
-    from phoenix.pve.inventory import Inventory, VMFacts
+    from phoenix.pve.inventory import Inventory, OnFacts, VMFacts
     from phoenix.state.model import State
 
 
@@ -42,7 +42,7 @@ class PartsOnArrival:
         self._builder: PlanBuilder | None = None
         self._given_up = False
 
-    def reading(self, cfg: "DesiredConfig", vmids: Iterable[int]) -> Callable[["Inventory", "VMFacts"], None]:
+    def reading(self, cfg: "DesiredConfig", vmids: Iterable[int]) -> "OnFacts":
         """Start: ``cfg`` is the desired file, ``vmids`` the VMs whose configs are about to be read."""
         self._cfg, self._reading = cfg, set(vmids)
         self._vms = {vm.vmid: vm for vm in cfg.vms if not self.options.targets or vm.vmid in self.options.targets}
