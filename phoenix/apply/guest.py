@@ -43,7 +43,7 @@ def wait_guest(ctx: Any, step: WaitGuest) -> None:
     not_instance = ctx.instance_before_reboot if step.new_instance else None
     mac = _mac(ctx)
     facts = wait_for_guest(ctx.client, ctx.node, ctx.rc.vmid, timeout=timeout, progress=ctx.progress, mac=mac,
-                           not_instance=not_instance)
+                           not_instance=not_instance, learn_as=",".join(vm.features))
     problems = guest_drift(vm, facts, next_boot_has_it=True)
     if step.rerun and any(p.kind == "features" for p in problems):
         ctx.progress("running the features again")

@@ -27,50 +27,56 @@ def format_value(attribute: str, value: Any) -> str:
 
 
 def render_plan(plan: Plan, console: Console) -> None:
+    """Print the plan: one ``console.print`` of all its lines (rich's per-call overhead, ~0.2 ms,
+    made a 1,000-VM plan's 22,000 lines cost seconds)."""
+    console.print("\n".join(plan_lines(plan)))
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """The plan as rich-markup lines (outside text escaped)."""
+    lines: list[str] = []
     if plan.resource_drift:
-        console.print("[bold]Note: objects have changed outside of phoenix[/bold]\n")
+        lines += ["[bold]Note: objects have changed outside of phoenix[/bold]", ""]
         for drift in plan.resource_drift:
-            console.print(f"  [yellow]~[/yellow] {drift.address} changed outside of phoenix:")
-            for change in drift.changes:
-                console.print(f"      {_change_line(change, '~')}")
-        console.print()
+            lines.append(f"  [yellow]~[/yellow] {drift.address} changed outside of phoenix:")
+            lines += [f"      {_change_line(change, '~')}" for change in drift.changes]
+        lines.append("")
     if plan.guest_drift:
-        console.print("[bold]Inside the guests[/bold] (read through the guest agent)\n")
-        for entry in plan.guest_drift:
-            console.print(f"  {guest_line(entry)}")
-        console.print()
+        lines += ["[bold]Inside the guests[/bold] (read through the guest agent)", ""]
+        lines += [f"  {guest_line(entry)}" for entry in plan.guest_drift]
+        lines.append("")
     for warning in plan.warnings:
-        console.print(f"[yellow]Warning:[/yellow] {escape(warning)}\n")
+        lines += [f"[yellow]Warning:[/yellow] {escape(warning)}", ""]
     acting = [rc for rc in plan.resource_changes if rc.action != NOOP]
     if not acting:
-        console.print("[bold green]No changes.[/bold green] Your infrastructure matches the configuration.")
-        return
-    console.print("phoenix will perform the following actions:\n")
+        lines.append("[bold green]No changes.[/bold green] Your infrastructure matches the configuration.")
+        return lines
+    lines += ["phoenix will perform the following actions:", ""]
     for rc in acting:
-        _render_resource(rc, console)
+        lines += _resource_lines(rc)
     counts = plan.counts()
     verb = "Destroy" if plan.operation == "destroy" else "Plan"
-    console.print(f"[bold]{verb}:[/bold] {counts['add']} to add, {counts['change']} to change, "
-                  f"{counts['destroy']} to destroy.")
+    lines.append(f"[bold]{verb}:[/bold] {counts['add']} to add, {counts['change']} to change, "
+                 f"{counts['destroy']} to destroy.")
     blocked = [rc for rc in acting if rc.blocked]
     if blocked:
-        console.print(f"[yellow]{len(blocked)} change(s) held back; see the notes above.[/yellow]")
+        lines.append(f"[yellow]{len(blocked)} change(s) held back; see the notes above.[/yellow]")
+    return lines
 
 
-def _render_resource(rc: ResourceChange, console: Console) -> None:
+def _resource_lines(rc: ResourceChange) -> list[str]:
     symbol, colour = SYMBOLS[rc.action]
-    console.print(f"  [bold]# {rc.address}[/bold] ({escape(rc.name)}, node {escape(rc.node)}) {VERBS[rc.action]}")
-    console.print(f"  [{colour}]{escape(symbol)}[/{colour}] {rc.kind} \"{rc.vmid}\" {{")
+    lines = [f"  [bold]# {rc.address}[/bold] ({escape(rc.name)}, node {escape(rc.node)}) {VERBS[rc.action]}",
+             f"  [{colour}]{escape(symbol)}[/{colour}] {rc.kind} \"{rc.vmid}\" {{"]
     line_symbol = {CREATE: "+", DELETE: "-"}.get(rc.action, "~")
     width = max((len(c.attribute) for c in rc.changes), default=0)
-    for change in rc.changes:
-        console.print(f"      {_change_line(change, line_symbol, width)}")
-    console.print("    }")
-    for note in rc.notes:
-        console.print(f"    [dim]# {escape(note)}[/dim]")
+    lines += [f"      {_change_line(change, line_symbol, width)}" for change in rc.changes]
+    lines.append("    }")
+    lines += [f"    [dim]# {escape(note)}[/dim]" for note in rc.notes]
     if rc.blocked:
-        console.print(f"    [yellow]# held back: {escape(rc.blocked)}[/yellow]")
-    console.print()
+        lines.append(f"    [yellow]# held back: {escape(rc.blocked)}[/yellow]")
+    lines.append("")
+    return lines
 
 
 def _change_line(change: AttributeChange, symbol: str, width: int = 0) -> str:

@@ -31,7 +31,7 @@ from phoenix.pve.deadline import AnswerDeadline, DeadlineAdapter, whole_answer_w
 from phoenix.pve.direct import DirectGet
 from phoenix.pve.errors import PVEApiError, PVEConnectionError, TaskFailed, TaskTimeout, connection_error
 from phoenix.pve.multiplex import Answer
-from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner
+from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner, LearnedWait
 from phoenix.pve.retry import DEFAULT_POLICY, RetryPolicy, is_transient_exception, is_transient_message
 from phoenix.pve.settings import ConnectionSettings, warn_insecure_once
 from phoenix.pve.ticket import TicketAuth
@@ -269,23 +269,20 @@ class PVEClient:
             raise PhoenixError(f"not a PVE task id (UPID): {upid!r}") from None
         node, kind = decoded["node"], decoded["type"]
         status_path = f"/nodes/{node}/tasks/{upid}/status"
-        started = time.monotonic()
-        deadline = started + timeout
-        intervals = self.durations.intervals(kind, first=first_interval, max_interval=max_interval)
-        last_running = started
+        wait = LearnedWait(self.durations, kind, first=first_interval, max_interval=max_interval)
+        deadline = wait.started + timeout
         while True:
             status = self.get_dict(status_path)
             if on_progress is not None:
                 on_progress(status)
             if status.get("status") == "stopped":
-                # The task ended between the last two polls: remember the midpoint.
-                self.durations.record(kind, (last_running + time.monotonic()) / 2 - started)
+                wait.hit()
                 break
-            last_running = time.monotonic()
-            remaining = deadline - last_running
+            sleep = wait.missed()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TaskTimeout(upid, f"still running after {timeout:g} s", self._log_tail(node, upid))
-            time.sleep(min(next(intervals), remaining))
+            time.sleep(min(sleep, remaining))
         exitstatus = str(status.get("exitstatus", ""))
         if exitstatus == "OK" or exitstatus.startswith("WARNINGS"):
             return dict(status)

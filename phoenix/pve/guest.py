@@ -20,6 +20,7 @@ from phoenix.guest.runner import (CLOUD_INIT_RESULT, INSTANCE_ID_PATH, RUNNER_PA
                                   StatusError, parse_cloud_init_result, parse_status)
 from phoenix.pve.answer import expect_dict, str_field
 from phoenix.pve.client import PVEApiError
+from phoenix.pve.polling import DurationLearner, LearnedWait
 
 __all__ = ["GuestFacts", "GuestNotReady", "read_guest", "read_guests", "wait_for_guest", "rerun_features", "ipv4_on_mac",
            "DEFAULT_GUEST_TIMEOUT_S", "agent_down"]
@@ -28,7 +29,7 @@ DEFAULT_GUEST_TIMEOUT_S = 900
 PROGRESS_EVERY_S = 10
 READ_LIMIT = 1 << 20
 MAX_POLL_S = 2.0     # a guest that is done is noticed within 2 s (a wait of minutes costs a read per 2 s)
-POLL_GROWTH = 1.25
+FIRST_POLL_S = 0.05
 _AGENT_DOWN = ("QEMU guest agent is not running", "is not running", "got timeout", "guest agent is not enabled")
 
 
@@ -164,12 +165,20 @@ def read_guest(client: Any, node: str, vmid: int, mac: str | None = None,
 
 
 class _Clock:
-    """Elapsed time and the every-~10-s progress line of one wait."""
+    """Elapsed time and the every-~10-s progress line of one wait; the sleeps between polls are
+    learned per kind of wait (:mod:`phoenix.pve.polling`): after the first VMs of an apply, the
+    next one is looked at just before its agent or cloud-init is expected, then finely."""
 
     def __init__(self, timeout: float, progress: Callable[[str], None]):
         self.started = self.reported = time.monotonic()
         self.timeout, self.progress = timeout, progress
-        self.interval = 0.05
+        self.wait: LearnedWait | None = None
+
+    def expect(self, learner: DurationLearner, kind: str) -> None:
+        """What is waited for from now on (the previous kind, if any, was seen done)."""
+        if self.wait is not None:
+            self.wait.hit()
+        self.wait = LearnedWait(learner, kind, first=FIRST_POLL_S, max_interval=MAX_POLL_S)
 
     @property
     def waited(self) -> float:
@@ -186,8 +195,13 @@ class _Clock:
         if time.monotonic() - self.reported >= PROGRESS_EVERY_S:
             self.progress(f"{what} ({self.waited:.0f}s)")
             self.reported = time.monotonic()
-        time.sleep(self.interval)
-        self.interval = min(self.interval * POLL_GROWTH, MAX_POLL_S)
+        assert self.wait is not None, "expect() names what is waited for before the first tick"
+        time.sleep(min(self.wait.missed(), max(0.0, self.timeout - self.waited) + FIRST_POLL_S))
+
+    def done(self) -> None:
+        if self.wait is not None:
+            self.wait.hit()
+            self.wait = None
 
 
 def _features_line(status: RunnerStatus | None) -> str:
@@ -200,15 +214,18 @@ def _features_line(status: RunnerStatus | None) -> str:
 
 def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAULT_GUEST_TIMEOUT_S,
                    progress: Callable[[str], None] = lambda line: None, mac: str | None = None,
-                   not_instance: str | None = None) -> GuestFacts:
+                   not_instance: str | None = None, learn_as: str = "") -> GuestFacts:
     """Wait (bounded) until the agent answers, cloud-init finished and the runner's status file is
     the one of the instance-id cloud-init runs under now; ``not_instance``: after a reboot for a
     cloud-init change, that instance-id must have been replaced.  Returns the guest's facts.
+    ``learn_as`` tells guests apart whose cloud-init takes different times (their features): the
+    polls learn how long the agent and cloud-init take, per such kind.
 
     While the agent is silent this costs one ping per poll; then one file read per poll until
     cloud-init is done, then two more and the interfaces and host name."""
     clock = _Clock(timeout, progress)
     base = _base(node, vmid)
+    clock.expect(client.durations, "guest agent")
     while True:
         try:
             client.post(f"{base}/ping")
@@ -218,6 +235,7 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
                 raise
             clock.tick("waiting for the guest agent",
                        f"VM {vmid}: the guest agent did not answer within {{timeout}}s ({exc.message})")
+    clock.expect(client.durations, f"cloud-init {learn_as}".rstrip())
     while True:
         try:
             result = read_file(client, node, vmid, CLOUD_INIT_RESULT)
@@ -239,6 +257,7 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
             status = None
         clock.tick(f"waiting for cloud-init{_features_line(status)}",
                    f"VM {vmid}: cloud-init did not finish within {{timeout}}s")
+    clock.done()
     return read_guest(client, node, vmid, mac, runner)
 
 
@@ -248,6 +267,7 @@ def rerun_features(client: Any, node: str, vmid: int, features: list[str], *,
     """Run the feature runner again through ``agent/exec`` (features are idempotent) and wait for it."""
     clock = _Clock(timeout, progress)
     base = _base(node, vmid)
+    clock.expect(client.durations, f"features {','.join(features)}")
     pid = _answer(client.post(f"{base}/exec", command=[RUNNER_PATH, *features]), f"POST {base}/exec").get("pid")
     if not isinstance(pid, int):
         raise PhoenixError(f"VM {vmid}: agent/exec returned no pid")
@@ -258,6 +278,7 @@ def rerun_features(client: Any, node: str, vmid: int, features: list[str], *,
         status_text = read_file(client, node, vmid, STATUS_PATH) if clock.waited >= PROGRESS_EVERY_S else None
         clock.tick(f"running features again{_features_line(parse_status(status_text) if status_text else None)}",
                    f"VM {vmid}: the feature runner did not finish within {{timeout}}s")
+    clock.done()
     return read_guest(client, node, vmid, mac)
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import statistics
 import threading
+import time
 from collections import defaultdict, deque
 from typing import Iterator
 
-GROWTH = 1.25          # interval growth without (or beyond) an expectation
+GROWTH = 1.15          # interval growth without (or beyond) an expectation
 FIRST = 0.05
 MAX_INTERVAL = 1.0
 EARLY = 0.85           # first look at 85 % of the expected duration …
 FINE = 0.04            # … then every 4 % of it (at least FINE_MIN) until 1.5× the expectation
 FINE_MIN = 0.02
 MEMORY = 25            # durations remembered per kind
+LEARN_FROM = 0.05      # shorter than this, a plain first poll at FIRST is as good as any plan
 
 
 class DurationLearner:
@@ -45,7 +47,7 @@ class DurationLearner:
         """Sleeps between polls for something of ``kind`` that started ``elapsed`` seconds ago."""
         expected = self.expected(kind)
         waited = elapsed
-        if expected is not None and expected > 0.1:
+        if expected is not None and expected > LEARN_FROM:
             first_look = EARLY * expected - waited
             if first_look > 0:
                 yield first_look
@@ -58,3 +60,25 @@ class DurationLearner:
         while True:
             yield interval
             interval = min(interval * GROWTH, max_interval)
+
+
+class LearnedWait:
+    """One wait for something of ``kind``: sleeps come from ``learner``; when the thing is seen done
+    after at least one miss, the midpoint of the last miss and the hit is remembered as its duration.
+    (Seen done at the first look says nothing about how long it takes, so nothing is recorded.)"""
+
+    def __init__(self, learner: DurationLearner, kind: str, *, first: float = FIRST,
+                 max_interval: float = MAX_INTERVAL) -> None:
+        self.learner, self.kind = learner, kind
+        self.started = time.monotonic()
+        self.last_miss: float | None = None
+        self._intervals = learner.intervals(kind, first=first, max_interval=max_interval)
+
+    def missed(self) -> float:
+        """Not done yet: how long to sleep before the next look."""
+        self.last_miss = time.monotonic()
+        return next(self._intervals)
+
+    def hit(self) -> None:
+        if self.last_miss is not None:
+            self.learner.record(self.kind, (self.last_miss + time.monotonic()) / 2 - self.started)

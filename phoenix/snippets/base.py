@@ -18,7 +18,7 @@ from phoenix.errors import PhoenixError
 StorageRoots = Union[Mapping[str, Union[Path, str]], Callable[[str, str], Union[Path, str]], None]
 
 __all__ = ["StorageRoots", "SnippetBackend", "user_snippet_name", "cidata_iso_name", "volid_for", "storage_entry",
-           "require_content", "snippets_directory", "check_name"]
+           "require_content", "AllowedContent", "snippets_directory", "check_name"]
 
 
 class SnippetBackend(Protocol):
@@ -71,6 +71,21 @@ def require_content(client, node: str, storage: str, content: str) -> dict:
                            f"(it has: {','.join(current) or 'none'}); enable it with: "
                            f"pvesm set {storage} --content {wanted}")
     return entry
+
+
+class AllowedContent:
+    """:func:`require_content`, asked once per node, storage and content type in a run: a storage's
+    content types do not change under an apply, and asking for each VM cost a request per VM."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self._allowed: set[tuple[str, str, str]] = set()
+
+    def require(self, node: str, storage: str, content: str) -> None:
+        key = (node, storage, content)
+        if key not in self._allowed:
+            require_content(self.client, node, storage, content)
+            self._allowed.add(key)
 
 
 def snippets_directory(client, node: str, storage: str, overrides: StorageRoots = None) -> str:

@@ -16,7 +16,7 @@ import pycdlib
 
 from phoenix.errors import PhoenixError
 from phoenix.pve import propstr
-from phoenix.snippets.base import check_name, require_content, volid_for
+from phoenix.snippets.base import AllowedContent, check_name, volid_for
 
 __all__ = ["IsoSnippets", "build_cidata_iso", "read_cidata_iso", "attach_cidata", "CIDATA_DRIVE"]
 
@@ -67,9 +67,10 @@ class IsoSnippets:
 
     def __init__(self, client):
         self.client = client
+        self.allowed = AllowedContent(client)
 
     def put(self, node: str, storage: str, name: str, content: bytes) -> str:
-        require_content(self.client, node, storage, "iso")
+        self.allowed.require(node, storage, "iso")
         if not check_name(name).endswith(".iso"):
             raise PhoenixError(f"iso backend: {name!r} must end in .iso")
         if self.exists(node, storage, name):       # upload would not replace it atomically

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from phoenix.snippets.base import StorageRoots, check_name, require_content, snippets_directory, volid_for
+from phoenix.snippets.base import AllowedContent, StorageRoots, check_name, snippets_directory, volid_for
 
 __all__ = ["LocalSnippets"]
 
@@ -16,10 +16,11 @@ class LocalSnippets:
 
     def __init__(self, client, storage_roots: StorageRoots = None):
         self.client = client
+        self.allowed = AllowedContent(client)
         self.storage_roots = storage_roots
 
     def _dir(self, node: str, storage: str) -> Path:
-        require_content(self.client, node, storage, "snippets")
+        self.allowed.require(node, storage, "snippets")
         return Path(snippets_directory(self.client, node, storage, self.storage_roots))
 
     def put(self, node: str, storage: str, name: str, content: bytes) -> str:

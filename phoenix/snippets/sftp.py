@@ -16,7 +16,7 @@ import paramiko
 from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
 from phoenix.errors import PhoenixError
-from phoenix.snippets.base import StorageRoots, check_name, require_content, snippets_directory, volid_for
+from phoenix.snippets.base import AllowedContent, StorageRoots, check_name, snippets_directory, volid_for
 
 __all__ = ["SftpSnippets", "SftpTarget"]
 
@@ -44,6 +44,7 @@ class SftpSnippets:
 
     def __init__(self, client, target: SftpTarget, storage_roots: StorageRoots = None):
         self.client = client
+        self.allowed = AllowedContent(client)
         self.target = target
         self.storage_roots = storage_roots
         self._ssh: dict[str, paramiko.SSHClient] = {}
@@ -103,7 +104,7 @@ class SftpSnippets:
         return posixpath.join(snippets_directory(self.client, node, storage, self.storage_roots), check_name(name))
 
     def put(self, node: str, storage: str, name: str, content: bytes) -> str:
-        require_content(self.client, node, storage, "snippets")
+        self.allowed.require(node, storage, "snippets")
         path = self._remote_path(node, storage, name)
         directory = posixpath.dirname(path)
         tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -1,0 +1,104 @@
+"""Poll intervals that learn: the schedule around an expected duration, and what a wait records."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+import pytest
+from hypothesis import given, strategies as st
+
+from phoenix.pve import polling
+from phoenix.pve.guest import wait_for_guest
+from phoenix.pve.polling import EARLY, FINE, FIRST, GROWTH, MAX_INTERVAL, DurationLearner, LearnedWait
+
+from phoenix.pve.client import PVEClient
+from phoenix.sim.model.images import synthetic_qcow2
+from tests.conftest import _fresh_data_dir, client_settings, start_sim_server
+
+
+def test_nothing_learned_polls_geometrically():
+    sleeps = list(islice(DurationLearner().intervals("qmclone"), 40))
+    assert sleeps[0] == FIRST
+    assert all(b == pytest.approx(min(a * GROWTH, MAX_INTERVAL)) for a, b in zip(sleeps, sleeps[1:]))
+    assert sleeps[-1] == MAX_INTERVAL
+
+
+def test_one_duration_is_not_yet_an_expectation():
+    learner = DurationLearner()
+    learner.record("qmstart", 2.0)
+    assert learner.expected("qmstart") is None
+    learner.record("qmstart", 4.0)
+    assert learner.expected("qmstart") == 3.0
+
+
+def test_learned_schedule_looks_just_before_then_finely():
+    learner = DurationLearner()
+    for seconds in (1.0, 1.0, 1.0):
+        learner.record("qmclone", seconds)
+    sleeps = list(islice(learner.intervals("qmclone"), 20))
+    assert sleeps[0] == pytest.approx(EARLY)
+    assert sleeps[1:5] == [pytest.approx(FINE)] * 4
+
+
+@given(expected=st.floats(0.06, 600), elapsed=st.floats(0, 900))
+def test_learned_schedule_covers_the_expectation_then_falls_back(expected, elapsed):
+    """Whatever was learned and however long ago the thing started: every sleep is positive and
+    bounded, the polls pass 1.5x the expectation and then grow geometrically again from FIRST."""
+    learner = DurationLearner()
+    learner.record("k", expected)
+    learner.record("k", expected)
+    waited, sleeps = elapsed, []
+    for sleep in learner.intervals("k", elapsed=elapsed):
+        assert 0 < sleep <= max(EARLY * expected, MAX_INTERVAL)
+        sleeps.append(sleep)
+        waited += sleep
+        if waited >= 1.5 * expected and sleep == FIRST:
+            break
+        assert len(sleeps) < 1000
+    assert waited >= 1.5 * expected
+
+
+def test_a_wait_records_the_midpoint_of_its_last_miss_and_its_hit(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(polling.time, "monotonic", lambda: now[0])
+    learner = DurationLearner()
+    for last_miss, hit in ((1.0, 1.2), (0.7, 0.8)):     # ended within 1.0-1.2 s, then 0.7-0.8 s
+        start = now[0]
+        wait = LearnedWait(learner, "resize")
+        now[0] = start + last_miss
+        wait.missed()
+        now[0] = start + hit
+        wait.hit()
+    assert learner.expected("resize") == pytest.approx((1.1 + 0.75) / 2)
+
+
+def test_done_at_the_first_look_teaches_nothing():
+    learner = DurationLearner()
+    for _ in range(3):
+        LearnedWait(learner, "qmstart").hit()
+    assert learner.expected("qmstart") is None
+
+
+def test_waiting_for_guests_learns_the_agent_and_cloud_init_per_feature_set(tmp_path, _sim_seed_dir):
+    """Two VMs started one after the other: the agent's and cloud-init's durations are remembered,
+    cloud-init's under the features the guest runs, so a guest with other features is not
+    expected to take as long."""
+
+    server = start_sim_server(_fresh_data_dir(_sim_seed_dir, tmp_path / "sim"), task_scale=0.05)
+    try:
+        root = server.sim.storage_dir("local")
+        (root / "import").mkdir(parents=True, exist_ok=True)
+        (root / "import" / "agent.qcow2").write_bytes(synthetic_qcow2(1 << 30, with_agent=True))
+        with PVEClient.connect(client_settings(server)) as client:
+            for vmid in (101, 102):
+                client.run_task("POST", "/nodes/pve/qemu", vmid=vmid, agent="enabled=1", net0="virtio,bridge=vmbr0",
+                                ide2="local-lvm:cloudinit", ipconfig0="ip=dhcp",
+                                scsi0="local-lvm:0,import-from=local:import/agent.qcow2")
+                client.run_task("POST", f"/nodes/pve/qemu/{vmid}/status/start")
+                wait_for_guest(client, "pve", vmid, timeout=30, learn_as="base")
+            agent = client.durations.expected("guest agent")
+            assert agent is not None and 0 < agent < 1.0     # the agent answers 3 s x 0.05 after start
+            assert client.durations.expected("cloud-init base") is not None
+            assert client.durations.expected("cloud-init base,docker") is None
+    finally:
+        server.stop()
