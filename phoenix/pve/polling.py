@@ -16,7 +16,7 @@ import time
 from collections import defaultdict, deque
 from typing import Iterator
 
-GROWTH = 1.15          # interval growth without (or beyond) an expectation
+GROWTH = 1.25          # interval growth without (or beyond) an expectation
 FIRST = 0.05
 MAX_INTERVAL = 1.0
 EARLY = 0.85           # first look at 85 % of the expected duration …
