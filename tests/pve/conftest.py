@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
+from phoenix.guest.runner import RUNNER_PATH, feature_script_path, runner_script
 from phoenix.pve.client import PVEClient
 from phoenix.pve.retry import DEFAULT_POLICY
 from phoenix.pve.settings import ConnectionSettings
+from phoenix.sim.model.images import synthetic_qcow2
 
 FAST = DEFAULT_POLICY.fast()
 
@@ -43,3 +46,20 @@ def _create_vm(client: PVEClient, vmid: int, node: str = "pve", **params) -> Non
 def create_vm():
     """Factory: a small disk-less VM — enough for config, status and inventory tests."""
     return _create_vm
+
+
+def create_guest_vm(client: PVEClient, server, vmid: int, hostname: str = "web-1",
+                    ipconfig0: str = "ip=10.0.0.5/24,gw=10.0.0.1") -> None:
+    """VM ``vmid`` (not started) whose disk has a guest agent and whose user-data runs phoenix's
+    runner with the features base and docker (``local:snippets/u.yaml``)."""
+    root = server.sim.storage_dir("local")
+    (root / "import").mkdir(parents=True, exist_ok=True)
+    (root / "import" / "agent.qcow2").write_bytes(synthetic_qcow2(1 << 30, with_agent=True))
+    (root / "snippets").mkdir(parents=True, exist_ok=True)
+    files = [{"path": RUNNER_PATH, "content": runner_script()}] + [
+        {"path": feature_script_path(n), "content": "#!/bin/bash\n"} for n in ("base", "docker")]
+    (root / "snippets" / "u.yaml").write_text("#cloud-config\n" + yaml.safe_dump(
+        {"hostname": hostname, "write_files": files, "runcmd": [[RUNNER_PATH, "base", "docker"]]}))
+    client.run_task("POST", "/nodes/pve/qemu", vmid=vmid, name=hostname, agent="enabled=1",
+                    net0="virtio,bridge=vmbr0", ide2="local-lvm:cloudinit", ipconfig0=ipconfig0,
+                    cicustom="user=local:snippets/u.yaml", scsi0="local-lvm:0,import-from=local:import/agent.qcow2")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from phoenix.guest.runner import RUNNER_PATH, feature_script_path, runner_script
 from phoenix.pve import propstr
 from phoenix.pve.guest import GuestNotReady, read_guest, rerun_features, wait_for_guest
-from phoenix.sim.model.images import synthetic_qcow2
+from tests.pve.conftest import create_guest_vm
 
 NODE = "pve"
 
@@ -16,17 +14,7 @@ NODE = "pve"
 @pytest.fixture
 def guest_vm(client, sim_server):
     """VM 100 with the runner and features base, docker in its user-data; returns its MAC (not started)."""
-    root = sim_server.sim.storage_dir("local")
-    (root / "import").mkdir(parents=True, exist_ok=True)
-    (root / "import" / "agent.qcow2").write_bytes(synthetic_qcow2(1 << 30, with_agent=True))
-    (root / "snippets").mkdir(parents=True, exist_ok=True)
-    files = [{"path": RUNNER_PATH, "content": runner_script()}] + [
-        {"path": feature_script_path(n), "content": "#!/bin/bash\n"} for n in ("base", "docker")]
-    (root / "snippets" / "u.yaml").write_text("#cloud-config\n" + yaml.safe_dump(
-        {"hostname": "web-1", "write_files": files, "runcmd": [[RUNNER_PATH, "base", "docker"]]}))
-    client.run_task("POST", f"/nodes/{NODE}/qemu", vmid=100, name="web-1", agent="enabled=1",
-                    net0="virtio,bridge=vmbr0", ide2="local-lvm:cloudinit", ipconfig0="ip=10.0.0.5/24,gw=10.0.0.1",
-                    cicustom="user=local:snippets/u.yaml", scsi0="local-lvm:0,import-from=local:import/agent.qcow2")
+    create_guest_vm(client, sim_server, 100)
     return propstr.parse_net(client.get(f"/nodes/{NODE}/qemu/100/config")["net0"])["macaddr"]
 
 
