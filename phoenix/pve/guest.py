@@ -169,16 +169,18 @@ class _Clock:
     learned per kind of wait (:mod:`phoenix.pve.polling`): after the first VMs of an apply, the
     next one is looked at just before its agent or cloud-init is expected, then finely."""
 
-    def __init__(self, timeout: float, progress: Callable[[str], None]):
+    def __init__(self, timeout: float, progress: Callable[[str], None], learner: DurationLearner, kind: str):
         self.started = self.reported = time.monotonic()
-        self.timeout, self.progress = timeout, progress
-        self.wait: LearnedWait | None = None
-
-    def expect(self, learner: DurationLearner, kind: str) -> None:
-        """What is waited for from now on (the previous kind, if any, was seen done)."""
-        if self.wait is not None:
-            self.wait.hit()
+        self.timeout, self.progress, self.learner = timeout, progress, learner
         self.wait = LearnedWait(learner, kind, first=FIRST_POLL_S, max_interval=MAX_POLL_S)
+
+    def expect(self, kind: str) -> None:
+        """The previous kind of wait is over (seen done); what is waited for from now on."""
+        self.wait.hit()
+        self.wait = LearnedWait(self.learner, kind, first=FIRST_POLL_S, max_interval=MAX_POLL_S)
+
+    def done(self) -> None:
+        self.wait.hit()
 
     @property
     def waited(self) -> float:
@@ -195,13 +197,7 @@ class _Clock:
         if time.monotonic() - self.reported >= PROGRESS_EVERY_S:
             self.progress(f"{what} ({self.waited:.0f}s)")
             self.reported = time.monotonic()
-        assert self.wait is not None, "expect() names what is waited for before the first tick"
         time.sleep(min(self.wait.missed(), max(0.0, self.timeout - self.waited) + FIRST_POLL_S))
-
-    def done(self) -> None:
-        if self.wait is not None:
-            self.wait.hit()
-            self.wait = None
 
 
 def _features_line(status: RunnerStatus | None) -> str:
@@ -223,9 +219,8 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
 
     While the agent is silent this costs one ping per poll; then one file read per poll until
     cloud-init is done, then two more and the interfaces and host name."""
-    clock = _Clock(timeout, progress)
+    clock = _Clock(timeout, progress, client.durations, "guest agent")
     base = _base(node, vmid)
-    clock.expect(client.durations, "guest agent")
     while True:
         try:
             client.post(f"{base}/ping")
@@ -235,7 +230,7 @@ def wait_for_guest(client: Any, node: str, vmid: int, *, timeout: float = DEFAUL
                 raise
             clock.tick("waiting for the guest agent",
                        f"VM {vmid}: the guest agent did not answer within {{timeout}}s ({exc.message})")
-    clock.expect(client.durations, f"cloud-init {learn_as}".rstrip())
+    clock.expect(f"cloud-init {learn_as}".rstrip())
     while True:
         try:
             result = read_file(client, node, vmid, CLOUD_INIT_RESULT)
@@ -265,9 +260,8 @@ def rerun_features(client: Any, node: str, vmid: int, features: list[str], *,
                    timeout: float = DEFAULT_GUEST_TIMEOUT_S, progress: Callable[[str], None] = lambda line: None,
                    mac: str | None = None) -> GuestFacts:
     """Run the feature runner again through ``agent/exec`` (features are idempotent) and wait for it."""
-    clock = _Clock(timeout, progress)
+    clock = _Clock(timeout, progress, client.durations, f"features {','.join(features)}")
     base = _base(node, vmid)
-    clock.expect(client.durations, f"features {','.join(features)}")
     pid = _answer(client.post(f"{base}/exec", command=[RUNNER_PATH, *features]), f"POST {base}/exec").get("pid")
     if not isinstance(pid, int):
         raise PhoenixError(f"VM {vmid}: agent/exec returned no pid")
