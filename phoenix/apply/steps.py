@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from phoenix.apply.recovery import await_vm, clone_owned
-from phoenix.diff.attributes import BY_NAME, GIB, Observed, configure_params, disk_size_bytes
+from phoenix.diff.attributes import BY_NAME, configure_params
+from phoenix.diff.codecs import GIB, Observed, disk_size_bytes
 from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
 from phoenix.plan.model import ResourceChange

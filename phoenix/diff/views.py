@@ -13,7 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Mapping
 
-from phoenix.diff.attributes import ATTRIBUTES, Attribute, Declared, Observed, keep_actual
+from phoenix.diff.attributes import ATTRIBUTES, Attribute
+from phoenix.diff.codecs import Declared, Observed, keep_actual
 
 if TYPE_CHECKING:
     from phoenix.desired.spec import VMSpec

@@ -17,8 +17,9 @@ from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
 from phoenix.pve.inventory import Inventory, VMFacts
 from phoenix.state.model import ResourceState, State
 
-from phoenix.diff.attributes import (BY_NAME, CLOUDINIT, CONFIGURED, GIB, REMOVABLE, RESIZABLE, disk_change_problem,
-                                     disk_only_grew, disk_size_bytes)
+from phoenix.diff.attributes import (BY_NAME, CLOUDINIT, CONFIGURED, REMOVABLE, RESIZABLE, disk_change_problem,
+                                     disk_only_grew)
+from phoenix.diff.codecs import GIB, disk_size_bytes
 from phoenix.diff.engine import AttributeChange, diff_resource
 from phoenix.diff.views import actual_view, desired_view, narrowed
 from phoenix.errors import PhoenixError

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phoenix.diff import attributes as reg
+from phoenix.diff import codecs
 from phoenix.diff.engine import compare
 from phoenix.diff.views import actual_view, narrowed
 from phoenix.pve import propstr
@@ -158,15 +159,15 @@ def test_resized_disk_and_power_read_back_as_written(client, size, power):
     """The attributes other steps write (resize grows the disk, start/stop) read back the same way."""
     if client.get("/cluster/resources", type="vm") == []:
         _make_vm(client)
-    have = reg.disk_size_bytes(client.get(f"{PATH}/config")) or 0
-    if have < size * reg.GIB:
+    have = codecs.disk_size_bytes(client.get(f"{PATH}/config")) or 0
+    if have < size * codecs.GIB:
         client.run_task("PUT", f"{PATH}/resize", disk="scsi0", size=f"{size}G")
     status = client.get(f"{PATH}/status/current")["status"]
     if status != power:
         client.run_task("POST", f"{PATH}/status/{'start' if power == 'running' else 'stop'}")
     actual = actual_view(client.get(f"{PATH}/config"), client.get(f"{PATH}/status/current")["status"])
     assert actual["power"] == power
-    assert actual["disk_size_gb"] == max(size, have // reg.GIB)
+    assert actual["disk_size_gb"] == max(size, have // codecs.GIB)
 
 
 def test_flags_drive_the_plan_vocabulary():

@@ -7,7 +7,8 @@ from typing import Any
 
 from hypothesis import given, settings, strategies as st
 
-from phoenix.diff.attributes import ATTRIBUTES, DISK_SLOTS, Observed
+from phoenix.diff.attributes import ATTRIBUTES
+from phoenix.diff.codecs import DISK_SLOTS, Observed
 from phoenix.diff.engine import _identical
 from phoenix.diff.views import actual_view
 
