@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from phoenix.commands.context import Context, read_facts
 from phoenix.commands.run import run_plan
-from phoenix.plan.build import build_destroy_plan
+from phoenix.plan.destroy import build_destroy_plan
 
 
 def destroy_command(ctx: Context, vmids: list[int], auto_approve: bool = False, force: bool = False) -> int:

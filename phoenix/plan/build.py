@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import AbstractSet, Any, Callable, Iterable, Mapping
+from typing import AbstractSet, Any, Callable, Mapping
 
 from phoenix.desired.features import available_features
 from phoenix.desired.spec import DesiredConfig, TemplateSpec, VMSpec
@@ -22,14 +22,13 @@ from phoenix.diff.attributes import (BY_NAME, CLOUDINIT, CONFIGURED, REMOVABLE, 
 from phoenix.diff.codecs import GIB, disk_size_bytes
 from phoenix.diff.engine import AttributeChange, diff_resource
 from phoenix.diff.views import actual_view, desired_view, narrowed
-from phoenix.errors import PhoenixError
 from phoenix.plan.documents import KNOWN_AFTER_APPLY, render_documents
-from phoenix.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Drift, Plan, ResourceChange
+from phoenix.plan.destroy import destroy_change, recorded_view
+from phoenix.plan.model import CREATE, NOOP, REPLACE, UPDATE, Drift, Plan, PlanError, ResourceChange
 from phoenix.diff.guest import guest_drift
 from phoenix.plan import guest_rules
-from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Destroy, Forget, ProvisionTemplate, Reboot,
-                                RegenerateCloudinit, RemoveUserData, Resize, RevertPending, Start, Step, Stop,
-                                WaitGuest)
+from phoenix.plan.steps import (Clone, Configure, DeliverUserData, Destroy, ProvisionTemplate, Reboot,
+                                RegenerateCloudinit, Resize, RevertPending, Start, Step, Stop, WaitGuest)
 from phoenix.plan.recovery import destroy_problem, missing_vm_note, template_verdict, vm_verdict
 from phoenix.template.status import agent_baked
 
@@ -41,10 +40,6 @@ class PlanOptions:
     allow_reboot: bool = False
     replace: set[int] = field(default_factory=set)
     guest_timeout: int | None = None          # --guest-timeout; else the VM's guest_timeout_s, else 900 s
-
-
-class PlanError(PhoenixError):
-    """The desired state cannot be reached from here (e.g. shrinking a disk): named per VM."""
 
 
 def build_plan(cfg: DesiredConfig, state: State, inventory: Inventory, options: PlanOptions | None = None,
@@ -403,64 +398,3 @@ class PlanBuilder:
             steps = guest_rules.finish_with_guest(steps, timeout, start=True)
         blocked = "" if steps else "; ".join(notes)
         return steps, blocked, notes
-
-
-def recorded_view(record: ResourceState) -> dict[str, Any]:
-    """What the state says phoenix applied, in the views' vocabulary (fingerprints included)."""
-    view = dict(record.attributes)
-    if "user_data" in record.fingerprints:
-        view["user_data"] = record.fingerprints["user_data"]
-    if record.template_vmid is not None:
-        view["template"] = record.template_vmid
-    return view
-
-
-def destroy_change(vmid: int, record: ResourceState | None, facts: VMFacts | None) -> ResourceChange | None:
-    """The chain that removes one managed VM or template (``facts`` None: already gone from PVE)."""
-    kind = getattr(record, "kind", "vm") if record is not None else ("template" if facts and facts.template else "vm")
-    name = (facts.name if facts else None) or getattr(record, "name", "") or str(vmid)
-    node = facts.node if facts else getattr(record, "node", "")
-    gone = recorded_view(record) if record is not None else {"name": name}
-    if facts is not None and "power" in gone:
-        gone["power"] = "running" if facts.status == "running" else "stopped"
-    rc = ResourceChange(address=f"{kind}.{vmid}", vmid=vmid, kind=kind, name=name, node=node, action=DELETE,
-                        changes=[AttributeChange(k, v, None) for k, v in gone.items()])
-    if facts is not None:
-        rc.digest = facts.config.get("digest")
-        if facts.status == "running":
-            rc.steps.append(Stop())
-        rc.steps.append(Destroy())
-    else:
-        rc.notes.append("already destroyed; its state record and snippet are cleaned up")
-    if kind == "vm":
-        rc.steps.append(RemoveUserData())
-    rc.steps.append(Forget())
-    return rc
-
-
-def build_destroy_plan(vmids: Iterable[int], state: State, inventory: Inventory, force: bool = False) -> Plan:
-    """``phoenix destroy VMID...``: refuses VMs phoenix does not own unless ``force``; a VM already
-    gone is "already destroyed" (so an interrupted destroy finishes when run again)."""
-    records = {int(k): v for k, v in (getattr(state, "resources", {}) or {}).items()}
-    plan = Plan(state_lineage=getattr(state, "lineage", ""), state_serial=getattr(state, "serial", 0),
-                operation="destroy")
-    problems = []
-    for vmid in vmids:
-        record, facts = records.get(vmid), inventory.vms.get(vmid)
-        if record is None and facts is None:
-            plan.warnings.append(f"VM {vmid} is already destroyed; nothing to do")
-            continue
-        if record is None and not force:
-            problems.append(f"VM {vmid} is not managed by phoenix; use --force to destroy it anyway")
-            continue
-        problem = destroy_problem(vmid, facts, getattr(state, "lineage", ""), force)
-        if problem:
-            problems.append(f"{problem}; --force destroys it anyway")
-            continue
-        rc = destroy_change(vmid, record, facts)
-        if rc:
-            plan.resource_changes.append(rc)
-    if problems:
-        raise PlanError("; ".join(problems))
-    plan.resource_changes.sort(key=lambda rc: (rc.kind == "template", rc.vmid))
-    return plan

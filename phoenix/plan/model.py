@@ -20,6 +20,10 @@ from phoenix.errors import PhoenixError
 from phoenix.plan.steps import Step, step_from_json
 from phoenix.text import printable
 
+
+class PlanError(PhoenixError):
+    """The desired state cannot be reached from here (e.g. shrinking a disk): named per VM."""
+
 # 2.0: typed steps (``deliver_user_data`` carries the template's agent fact); a 1.0 plan is refused.
 FORMAT_VERSION = "2.0"
 
