@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from phoenix.pve.direct import DirectGet  # noqa: E402
+from phoenix.pve.direct import DirectCalls  # noqa: E402
 from phoenix.sim.certs import ensure_tls  # noqa: E402
 
 BODY = json.dumps({"data": [{"key": f"key{i}", "value": "v" * 24} for i in range(32)]}).encode()
@@ -69,11 +69,11 @@ def serve(cert: Path, key: Path, latency_s: float) -> tuple[int, int]:
 
 
 def measure(ca: Path, port: int, pid: int, conns: int, count: int) -> dict[str, float]:
-    client = DirectGet("127.0.0.1", port, "PVEAPIToken=bench@pve!floor=x", str(ca), 30.0, conns)
+    client = DirectCalls("127.0.0.1", port, "PVEAPIToken=bench@pve!floor=x", str(ca), 30.0, conns)
     with ThreadPoolExecutor(conns) as pool:
-        list(pool.map(lambda _: client.get("/floor", {}), range(conns * 2)))      # connections made
+        list(pool.map(lambda _: client.call("GET", "/floor", {}), range(conns * 2)))      # connections made
         started, mine, theirs = time.perf_counter(), time.process_time(), _cpu_seconds(pid)
-        list(pool.map(lambda _: client.get("/floor", {}), range(count)))
+        list(pool.map(lambda _: client.call("GET", "/floor", {}), range(count)))
         wall = time.perf_counter() - started
         result = {"req_per_s": count / wall, "server_us": (_cpu_seconds(pid) - theirs) * 1e6 / count,
                   "client_us": (time.process_time() - mine) * 1e6 / count}

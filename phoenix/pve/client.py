@@ -28,7 +28,7 @@ from phoenix.errors import PhoenixError
 from phoenix.pve.answer import (PVEAnswerError, expect_dict, expect_list, int_field, interpret_answer,
                                 read_response)
 from phoenix.pve.deadline import AnswerDeadline, DeadlineAdapter, whole_answer_within
-from phoenix.pve.direct import DirectGet
+from phoenix.pve.direct import DirectCalls
 from phoenix.pve.errors import PVEApiError, PVEConnectionError, TaskFailed, TaskTimeout, connection_error
 from phoenix.pve.multiplex import Answer
 from phoenix.pve.polling import FIRST, MAX_INTERVAL, DurationLearner, LearnedWait
@@ -71,11 +71,11 @@ class PVEClient:
         # TLS verification is always passed explicitly (settings.verify), never taken from the env.
         session.proxies.update(requests.utils.get_environ_proxies(f"https://{settings.host}:{settings.port}"))
         session.trust_env = False
-        self._direct: DirectGet | None = None
+        self._direct: DirectCalls | None = None
         if settings.uses_token and not session.proxies:
             assert settings.token_secret is not None
             token = f"{settings.token_user}!{settings.token_name}={settings.token_secret.get_secret_value()}"
-            self._direct = DirectGet(settings.host, settings.port, f"PVEAPIToken={token}",
+            self._direct = DirectCalls(settings.host, settings.port, f"PVEAPIToken={token}",
                                      _verify(settings),
                                      settings.timeout, pool_size)
         self._session = session
@@ -149,8 +149,8 @@ class PVEClient:
               started: float | None = None) -> Any:
         """One call through the retry policy; ``first``: its first try's outcome, already had (read_each),
         begun at ``started``."""
-        direct = self._direct if method == "GET" else None
         uploading = any(hasattr(value, "read") for value in clean.values())
+        direct = None if uploading else self._direct
         started = time.monotonic() if started is None else started
         attempts = 0
 
@@ -165,7 +165,7 @@ class PVEClient:
             with whole_answer_within(None if uploading else self.settings.timeout) as scope:
                 try:
                     if direct is not None:
-                        status, reason, location, body = direct.get(path, clean)
+                        status, reason, location, body = direct.call(method, path, clean)
                         with self._count_lock:
                             self._count += 1
                     else:

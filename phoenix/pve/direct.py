@@ -1,17 +1,21 @@
-"""The client's fast path for reads: GET over kept-alive ``http.client`` connections, for API-token sessions.
+"""The client's fast path: API calls over kept-alive ``http.client`` connections, for API-token sessions.
 
-A plan reads one config per VM: 10,000 GETs for a 10,000-VM fleet.  Through proxmoxer and
-requests each costs about 1.8 ms of client CPU (session merging, hooks, adapters, response
-wrapping), through urllib3 alone about 0.85 ms; over a plain ``http.client`` connection with
-:mod:`phoenix.httpheaders`' header parser about a quarter of that.  At a few hundred GETs the
-difference is noise; at thousands the client, not PVE, was the limit of a plan.
+A plan reads one config per VM: 10,000 GETs for a 10,000-VM fleet; an apply writes a handful per
+VM and polls.  Through proxmoxer and requests each call costs about 1.8 ms of client CPU (session
+merging, hooks, adapters, response wrapping, runtime Protocol checks on every parameter dict),
+through urllib3 alone about 0.85 ms; over a plain ``http.client`` connection with
+:mod:`phoenix.httpheaders`' header parser about a quarter of that.  At a few hundred calls the
+difference is noise; at thousands the client, not PVE, was the limit.
 
-It reads like the session path: the caller's deadline scope (:mod:`phoenix.pve.deadline`) covers
-connect, TLS handshake, headers and body; the body is read with the size cap; redirects are not
-followed (``http.client`` never does); TLS is verified against the system store or the given CA
-file with the host name checked; errors come out as requests' exception types for the retry
-policy.  Idle connections are kept (at most ``pool_size``); one the server has closed meanwhile
-is noticed before reuse and replaced.
+It sends and reads like the session path: parameters of POST and PUT form-encoded in the body, of
+GET and DELETE in the query (lists as repeated keys, as requests encodes them); the caller's
+deadline scope (:mod:`phoenix.pve.deadline`) covers connect, TLS handshake, headers and body; the
+body is read with the size cap; redirects are not followed (``http.client`` never does); TLS is
+verified against the system store or the given CA file with the host name checked; errors come out
+as requests' exception types for the retry policy (a connection never made as ``NotConnected``, so a
+write is retried only then, as on the session path).  Idle connections
+are kept (at most ``pool_size``); one the server has closed meanwhile is noticed before reuse and
+replaced.  Uploads, ticket sessions and proxies stay on the session path.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from phoenix.pve.answer import PVEAnswerError, read_capped
 from phoenix.pve.deadline import socket_identity, watch_socket
 from phoenix.pve.multiplex import Answer, as_requests_error, read_many
 
-__all__ = ["DirectGet", "API_PREFIX"]
+__all__ = ["DirectCalls", "API_PREFIX"]
 
 API_PREFIX = "/api2/json"
 _UNSENDABLE = re.compile(r"[\x00-\x20\x7f]|[^\x00-\x7f]")
@@ -84,8 +88,8 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
     return context
 
 
-class DirectGet:
-    """Sends token-authenticated GETs over its own kept-alive connections (same host, TLS and timeout)."""
+class DirectCalls:
+    """Sends token-authenticated API calls over its own kept-alive connections (same host, TLS and timeout)."""
 
     def __init__(self, host: str, port: int, authorization: str, verify: bool | str, timeout: float,
                  pool_size: int):
@@ -94,6 +98,7 @@ class DirectGet:
         self._timeout = timeout
         self._context = tls_context(verify)
         self._headers = {"Authorization": authorization, "Accept": "application/json"}
+        self._form_headers = {**self._headers, "Content-Type": "application/x-www-form-urlencoded"}
         self._idle: list[_Connection] = []
         self._pool_size = max(1, pool_size)
         self._lock = threading.Lock()
@@ -118,17 +123,23 @@ class DirectGet:
                 return
         conn.close()
 
-    def get(self, path: str, params: dict[str, Any]) -> tuple[int, str, str, bytes]:
+    def call(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, str, str, bytes]:
         """``(status, reason, location, body)``, the body read whole (capped).  Raises requests' exceptions."""
         url = API_PREFIX + "/" + path.strip("/")
+        body: bytes | None = None
+        headers = self._headers
         if params:
-            url += "?" + urlencode(params)
-        where = f"GET {path}"
+            encoded = urlencode(params, doseq=True)
+            if method in ("POST", "PUT"):
+                body, headers = encoded.encode("ascii"), self._form_headers
+            elif encoded:                    # {"key": []} sends no key at all, as requests does
+                url += "?" + encoded
+        where = f"{method} {path}"
         conn = self._take()
         try:
             if conn.sock is None:
                 _connect(conn)
-            conn.request("GET", url, headers=self._headers)
+            conn.request(method, url, body=body, headers=headers)
             response = conn.getresponse()
             encoding = response.getheader("content-encoding", "identity").strip().lower()
             if encoding != "identity":

@@ -7,13 +7,13 @@ than half of it threads trading the interpreter lock and futures.  Here one thre
 uses) reads the answers: ~150 µs per read, measured against the simulator.  Answers are yielded as
 they complete, so the caller can work on one while PVE prepares the next.
 
-The contract is :class:`phoenix.pve.direct.DirectGet`'s: the same request bytes (its headers,
+The contract is :class:`phoenix.pve.direct.DirectCalls`'s: the same request bytes (its headers,
 as ``http.client`` sends them), each answer whole within ``timeout`` seconds of being asked
 (connect and handshake included for a new connection), at most 64 MiB, no encoding phoenix did not
 ask for, TLS verified against the same context with the host name checked, redirects returned
 as answers (never followed).  Failures come out as requests' exception types, as the retry policy
 expects; the caller retries them.  Connections are taken from and given back to the
-``DirectGet``'s idle pool.
+``DirectCalls``'s idle pool.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ import requests
 
 from phoenix.pve.answer import MAX_ANSWER_BYTES, PVEAnswerError, too_large
 from phoenix.pve.deadline import AnswerDeadline
+from phoenix.pve.retry import NotConnected
 
 __all__ = ["Answer", "read_many", "as_requests_error"]
 
-Answer = tuple[int, str, str, bytes]          # status, reason, Location, body: what DirectGet.get returns
+Answer = tuple[int, str, str, bytes]          # status, reason, Location, body: what DirectCalls.get returns
 _MAX_HEAD = 64 * 1024                          # http.client's limit for one header line; here the whole block
 _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING, _IDLE = range(5)
 
@@ -146,7 +147,7 @@ class _Lane:
 def read_many(direct: Any, paths: Sequence[str], width: int, timeout: float
               ) -> Iterator[tuple[int, Answer | Exception, float]]:
     """GET each of ``paths`` (API paths, no query) over up to ``width`` connections of ``direct``
-    (a :class:`~phoenix.pve.direct.DirectGet`); yields ``(index, answer or exception, when it was
+    (a :class:`~phoenix.pve.direct.DirectCalls`); yields ``(index, answer or exception, when it was
     asked)`` (``time.monotonic``) as each ends."""
     pending = deque(range(len(paths)))
     selector = selectors.DefaultSelector()
@@ -284,7 +285,7 @@ def as_requests_error(exc: BaseException, connecting: bool = False) -> BaseExcep
     """An exception of the HTTP layer as the retry policy reads it: requests' types (anything else as it is).
 
     ``connecting``: while connecting or in the TLS handshake, where any TLS error is a certificate or
-    handshake problem and a timeout a connect timeout.  Both GET paths (DirectGet.get and read_many) use it.
+    handshake problem and a timeout a connect timeout.  Both fast paths (DirectCalls.call and read_many) use it.
     """
     if isinstance(exc, requests.RequestException):
         return exc
@@ -292,6 +293,8 @@ def as_requests_error(exc: BaseException, connecting: bool = False) -> BaseExcep
         return requests.exceptions.SSLError(str(exc))
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return (requests.exceptions.ConnectTimeout if connecting else requests.exceptions.ReadTimeout)(str(exc))
+    if connecting and isinstance(exc, OSError):     # refused, unreachable, not resolved: nothing was sent
+        return NotConnected(str(exc))
     if isinstance(exc, (http.client.HTTPException, OSError)):
         return requests.exceptions.ConnectionError(str(exc))
     return exc

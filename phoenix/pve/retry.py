@@ -27,7 +27,7 @@ import tenacity
 import urllib3
 
 __all__ = ["RetryPolicy", "DEFAULT_POLICY", "is_transient_message", "is_transient_status", "is_transient_exception",
-           "never_connected"]
+           "never_connected", "NotConnected"]
 
 T = TypeVar("T")
 
@@ -68,10 +68,15 @@ def is_transient_exception(exc: BaseException, method: str = "GET") -> bool:
     return method.upper() == "GET" or never_connected(exc)
 
 
+class NotConnected(requests.exceptions.ConnectionError):
+    """The fast path's connection could not be made (refused, unreachable, not resolved): nothing
+    was sent, so even a write may be tried again (urllib3 says this with ``NewConnectionError``)."""
+
+
 def never_connected(exc: BaseException) -> bool:
     """True when the connection was never established (refused, DNS, connect timeout), so the
     request cannot have reached PVE; False for a reset or drop after it was sent."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, NotConnected)):
         return True
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]

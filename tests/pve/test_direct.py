@@ -11,12 +11,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
+from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import SecretStr
 
 from phoenix.errors import PhoenixError
 from phoenix.pve.client import PVEClient
-from phoenix.pve.direct import DirectGet
-from phoenix.pve.retry import RetryPolicy
+from phoenix.pve.direct import DirectCalls
+from phoenix.pve.retry import RetryPolicy, never_connected
 from phoenix.pve.settings import ConnectionSettings
 
 from hostile_server import HostileServer, Request, _head, json_answer, raw_answer
@@ -31,10 +33,13 @@ def server(tmp_path):
         yield srv
 
 
+def settings_for(server, port: int | None = None) -> ConnectionSettings:
+    return ConnectionSettings(host="127.0.0.1", port=port or server.port, ca_file=server.ca_file, timeout=5,
+                              token_user="root@pam", token_name="phoenix", token_secret=SecretStr("0a1b2c3d-direct"))
+
+
 def client_for(server, pool_size: int = 16) -> PVEClient:
-    settings = ConnectionSettings(host="127.0.0.1", port=server.port, ca_file=server.ca_file, timeout=5,
-                                  token_user="root@pam", token_name="phoenix", token_secret=SecretStr("0a1b2c3d-direct"))
-    return PVEClient.connect(settings, policy=ONE_TRY, pool_size=pool_size)
+    return PVEClient.connect(settings_for(server), policy=ONE_TRY, pool_size=pool_size)
 
 
 def connections(server) -> int:
@@ -109,7 +114,51 @@ def test_a_refused_connection_is_a_connection_error_naming_the_server():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]             # bound, never listening: connections are refused
-        direct = DirectGet("127.0.0.1", port, TOKEN, False, 2.0, 4)
-        with pytest.raises(OSError) as info:
-            direct.get("/version", {})
-    assert type(info.value).__name__ == "ConnectionError"
+        direct = DirectCalls("127.0.0.1", port, TOKEN, False, 2.0, 4)
+        with pytest.raises(requests.exceptions.ConnectionError) as info:
+            direct.call("GET", "/version", {})
+    assert never_connected(info.value)       # nothing was sent: even a write may be tried again
+
+
+def test_a_write_is_retried_only_when_it_never_reached_the_server(server):
+    """Refused: tried again per policy, as on the session path.  Sent and then the connection
+    dropped: tried once (PVE may have done it; phoenix settles such a write by reading back)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with PVEClient.connect(settings_for(server, port), policy=RetryPolicy(attempts=3).fast()) as client:
+            with pytest.raises(PhoenixError, match=r"cannot reach POST /nodes/pve/qemu/100/status/start .*\(3 attempts"):
+                client.post("/nodes/pve/qemu/100/status/start")
+
+    def drop(conn, request: Request) -> None:
+        conn.shutdown(socket.SHUT_RDWR)
+
+    server.behaviours["/nodes/pve/qemu/100/status/start"] = drop
+    with PVEClient.connect(settings_for(server), policy=RetryPolicy(attempts=3).fast()) as client:
+        with pytest.raises(PhoenixError, match="cannot reach POST /nodes/pve/qemu/100/status/start"):
+            client.post("/nodes/pve/qemu/100/status/start")
+    assert len(server.requests) == 1
+
+
+_VALUE = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=12), st.integers(-10**6, 10**9),
+                   st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=6), max_size=3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(["POST", "PUT", "DELETE", "GET"]),
+       params=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), _VALUE, max_size=5))
+def test_a_call_carries_its_parameters_as_requests_would(server, method, params):
+    """Body (POST, PUT: form-encoded, with its Content-Type) or query (GET, DELETE), byte for byte
+    what requests prepares for proxmoxer's session — lists as repeated keys, text as UTF-8."""
+    server.behaviours["/nodes/pve/qemu/100/config"] = json_answer({"data": None})
+    server.requests.clear()
+    with client_for(server) as client:
+        client.request(method, "/nodes/pve/qemu/100/config", **params)
+    (sent,) = server.requests
+    url = "https://127.0.0.1/api2/json/nodes/pve/qemu/100/config"
+    payload = {"data": params} if method in ("POST", "PUT") else {"params": params}
+    expected = requests.Request(method, url, **payload).prepare()
+    assert sent.method == method
+    assert sent.path == expected.path_url
+    assert sent.body == (expected.body.encode() if isinstance(expected.body, str) else expected.body or b"")
+    assert sent.headers.get("content-type") == expected.headers.get("Content-Type")
