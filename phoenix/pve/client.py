@@ -75,9 +75,8 @@ class PVEClient:
         if settings.uses_token and not session.proxies:
             assert settings.token_secret is not None
             token = f"{settings.token_user}!{settings.token_name}={settings.token_secret.get_secret_value()}"
-            self._direct = DirectCalls(settings.host, settings.port, f"PVEAPIToken={token}",
-                                     _verify(settings),
-                                     settings.timeout, pool_size)
+            self._direct = DirectCalls(settings.host, settings.port, f"PVEAPIToken={token}", _verify(settings),
+                                       settings.timeout, pool_size)
         self._session = session
 
     # --- construction ---------------------------------------------------------------------------

@@ -13,9 +13,9 @@ deadline scope (:mod:`phoenix.pve.deadline`) covers connect, TLS handshake, head
 body is read with the size cap; redirects are not followed (``http.client`` never does); TLS is
 verified against the system store or the given CA file with the host name checked; errors come out
 as requests' exception types for the retry policy (a connection never made as ``NotConnected``, so a
-write is retried only then, as on the session path).  Idle connections
-are kept (at most ``pool_size``); one the server has closed meanwhile is noticed before reuse and
-replaced.  Uploads, ticket sessions and proxies stay on the session path.
+write is retried only then, as on the session path).  Idle connections are kept (at most
+``pool_size``); one the server has closed meanwhile is noticed before reuse and replaced.  Uploads,
+ticket sessions and proxies stay on the session path.
 """
 
 from __future__ import annotations
