@@ -172,12 +172,15 @@ class _Clock:
     def __init__(self, timeout: float, progress: Callable[[str], None], learner: DurationLearner, kind: str):
         self.started = self.reported = time.monotonic()
         self.timeout, self.progress, self.learner = timeout, progress, learner
-        self.wait = LearnedWait(learner, kind, first=FIRST_POLL_S, max_interval=MAX_POLL_S)
+        self.wait = self._waiting_for(kind)
+
+    def _waiting_for(self, kind: str) -> LearnedWait:
+        return LearnedWait(self.learner, kind, first=FIRST_POLL_S, max_interval=MAX_POLL_S)
 
     def expect(self, kind: str) -> None:
         """The previous kind of wait is over (seen done); what is waited for from now on."""
         self.wait.hit()
-        self.wait = LearnedWait(self.learner, kind, first=FIRST_POLL_S, max_interval=MAX_POLL_S)
+        self.wait = self._waiting_for(kind)
 
     def done(self) -> None:
         self.wait.hit()
@@ -194,7 +197,7 @@ class _Clock:
         """Sleep before the next poll; report progress; raise :class:`GuestNotReady` past the deadline."""
         if self.waited > self.timeout:
             raise GuestNotReady(failure.format(timeout=f"{self.timeout:.0f}"))
-        if time.monotonic() - self.reported >= PROGRESS_EVERY_S:
+        if self.report_due:
             self.progress(f"{what} ({self.waited:.0f}s)")
             self.reported = time.monotonic()
         time.sleep(min(self.wait.missed(), max(0.0, self.timeout - self.waited) + FIRST_POLL_S))

@@ -38,7 +38,7 @@ from phoenix.pve.retry import NotConnected
 
 __all__ = ["Answer", "read_many", "as_requests_error"]
 
-Answer = tuple[int, str, str, bytes]          # status, reason, Location, body: what DirectCalls.get returns
+Answer = tuple[int, str, str, bytes]          # status, reason, Location, body: what DirectCalls.call returns
 _MAX_HEAD = 64 * 1024                          # http.client's limit for one header line; here the whole block
 _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING, _IDLE = range(5)
 
